@@ -1,0 +1,1 @@
+"""newsdesk's front ends: CLI, REPL and Telegram, all on top of ``index``."""

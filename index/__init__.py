@@ -1,0 +1,1 @@
+"""newsdesk's knowledge side: articles in, cited answers out. Never imports ``bot``."""

