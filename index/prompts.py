@@ -5,7 +5,7 @@ Sentinels that code and tests share are constants here.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from index.settings import REPO_ROOT
 
@@ -15,7 +15,7 @@ PROMPTS_DIR = REPO_ROOT / "prompts"
 REFUSAL = "The indexed articles don't answer this."
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_prompt(name: str) -> str:
     """Read ``prompts/<name>.txt``; a missing prompt is a programming error, so it raises."""
     path = PROMPTS_DIR / f"{name}.txt"

@@ -72,7 +72,10 @@ class Settings(BaseSettings):
 
     # --- chunking and input limits ---------------------------------------------------------------
     chunk_tokens: int = Field(
-        256, ge=64, le=256, description="Chunk size in embedder tokens, header and specials included."
+        256,
+        ge=64,
+        le=256,
+        description="Chunk size in embedder tokens, header and specials included.",
     )
     chunk_overlap: int = Field(24, ge=0, le=128, description="Token overlap between chunks.")
     max_file_bytes: int = Field(
@@ -84,7 +87,9 @@ class Settings(BaseSettings):
 
     # --- LLM -------------------------------------------------------------------------------------
     openai_api_key: SecretStr | None = Field(
-        None, validation_alias=_alias("OPENAI_API_KEY"), description="OpenAI API key; enables LLM answers."
+        None,
+        validation_alias=_alias("OPENAI_API_KEY"),
+        description="OpenAI API key; enables LLM answers.",
     )
     openai_base_url: str | None = Field(
         None,
@@ -92,7 +97,9 @@ class Settings(BaseSettings):
         description="OpenAI-compatible server (Ollama, vLLM, llama.cpp); enables LLM answers.",
     )
     llm_model: str = Field("gpt-4o-mini", description="Chat model name for LLM answers.")
-    llm_timeout: float = Field(30.0, gt=0, description="Seconds before an LLM request is abandoned.")
+    llm_timeout: float = Field(
+        30.0, gt=0, description="Seconds before an LLM request is abandoned."
+    )
     llm_max_retries: int = Field(2, ge=0, description="Retries on 429/5xx before falling back.")
     llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
     llm_context_window: int = Field(
@@ -109,7 +116,9 @@ class Settings(BaseSettings):
         description="Evidence score under which the answer is a refusal (calibrated on dev data).",
     )
     recency_half_life_days: float = Field(
-        30.0, gt=0, description="For 'latest'/'recent' questions: age that halves an article's weight."
+        30.0,
+        gt=0,
+        description="For 'latest'/'recent' questions: age that halves an article's weight.",
     )
     reference_date: date | None = Field(
         None, description="Date that 'today', 'last week' etc. refer to (default: today)."
@@ -117,7 +126,9 @@ class Settings(BaseSettings):
     history_turns: int = Field(
         10, ge=1, description="Turns of conversation kept per chat (older ones are dropped)."
     )
-    max_question_chars: int = Field(2000, description="Longer questions are refused with a message.")
+    max_question_chars: int = Field(
+        2000, description="Longer questions are refused with a message."
+    )
 
     # --- Telegram --------------------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = Field(

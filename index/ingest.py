@@ -1,0 +1,288 @@
+"""Incremental, crash-safe indexing: read, chunk, embed, upsert, delete.
+
+Order of writes for one batch of changed articles (so that a crash anywhere converges):
+  1. mark the index dirty (``__state__``),
+  2. upsert the new chunks (ids carry the content hash, so old and new never collide),
+  3. upsert the manifest records with the new hash,
+  4. delete the old version's chunks,
+and at the end clear the dirty mark and bump the version. A run that finds the mark still
+set repairs from the chunks themselves (``repair``) before doing anything else.
+
+We write with ``collection.upsert`` and LlamaIndex's own node-to-metadata format instead of
+``VectorStoreIndex.from_documents``/``ChromaVectorStore.add``: those ``add`` (duplicates on a
+re-run) and the docstore stays empty with Chroma, so they cannot tell what is already there.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llama_index.core.schema import TextNode
+from llama_index.core.vector_stores.utils import node_to_metadata_dict
+
+from index.chunk import Chunker, chunk_id
+from index.corpus import iter_articles
+from index.embed import Embedder, get_embedder
+from index.models import Article, IndexSummary, LoadError
+from index.settings import Settings
+from index.store import IndexState, Store
+
+log = logging.getLogger(__name__)
+
+BATCH_CHUNKS = 128  # chunks embedded and written together; bounds memory and lost work
+
+
+class Progress:
+    """What the indexer reports; the CLI draws a bar from it. Default: silent."""
+
+    def start(self, articles: int) -> None: ...
+
+    def advance(self, articles: int, chunks: int) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class _Plan:
+    changed: list[tuple[Article, str, str | None]] = field(
+        default_factory=list
+    )  # art, origin, old hash
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    errors: list[LoadError] = field(default_factory=list)
+
+
+def index_paths(
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    store: Store | None = None,
+    embedder: Embedder | None = None,
+    on_error: Callable[[LoadError], None] | None = None,
+) -> IndexSummary:
+    """Bring the index in line with ``paths`` (files or folders); returns what changed."""
+    started = time.perf_counter()
+    progress = progress or Progress()
+    store = store or Store(settings)
+    embedder = embedder or get_embedder(settings)
+    if rebuild:
+        store.reset()
+    store.check_embedder(embedder.name)
+    state = store.state()
+    if state.dirty:
+        log.warning("the last index run did not finish; repairing from the stored chunks")
+        repair(store)
+
+    manifest = store.manifest()
+    plan = _plan(paths, settings, manifest, on_error)
+    summary = IndexSummary(unchanged=plan.unchanged, failed=len(plan.errors))
+    summary.errors = [str(e) for e in plan.errors]
+    if not plan.changed and not plan.removed:
+        if not state.embedder and store.chunks.count() == 0:
+            store.set_state(IndexState(state.version, False, embedder.name, time.time()))
+        summary.seconds = time.perf_counter() - started
+        return summary
+
+    store.set_state(IndexState(state.version, True, embedder.name, state.updated_at))
+    for article_id in plan.removed:
+        store.chunks.delete(where={"article_id": article_id})
+        store.delete_articles([article_id])
+    summary.removed = len(plan.removed)
+
+    progress.start(len(plan.changed))
+    try:
+        summary.chunks = _write(plan.changed, store, embedder, settings, progress)
+    finally:
+        progress.stop()
+    summary.added = sum(1 for _, _, old in plan.changed if old is None)
+    summary.updated = len(plan.changed) - summary.added
+    store.set_state(IndexState(state.version + 1, False, embedder.name, time.time()))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _plan(
+    paths: Sequence[Path],
+    settings: Settings,
+    manifest: dict[str, dict],
+    on_error: Callable[[LoadError], None] | None,
+) -> _Plan:
+    plan = _Plan()
+    for path in paths:
+        origin = str(Path(path).resolve())
+        seen: set[str] = set()
+        failed_files: set[str] = set()
+        if not Path(path).exists():
+            plan.errors.append(LoadError(str(path), "no such file or folder"))
+            if on_error:
+                on_error(plan.errors[-1])
+            continue
+        for item in iter_articles(
+            Path(path),
+            max_file_bytes=settings.max_file_bytes,
+            max_article_chars=settings.max_article_chars,
+        ):
+            if isinstance(item, LoadError):
+                plan.errors.append(item)
+                failed_files.add(item.path.split("#", 1)[0])
+                if on_error:
+                    on_error(item)
+                continue
+            if item.id in seen:
+                continue  # same URL twice in one feed: the first copy wins
+            seen.add(item.id)
+            old = manifest.get(item.id)
+            if old is not None and old.get("hash") == item.hash:
+                plan.unchanged += 1
+            else:
+                plan.changed.append((item, origin, old.get("hash") if old else None))
+        for article_id, meta in manifest.items():
+            # Only what vanished from this same folder/file goes; a file that failed to
+            # read this time keeps its articles (bad input loses nothing).
+            if meta.get("origin") != origin or article_id in seen:
+                continue
+            if str(meta.get("file", "")).split("#", 1)[0] in failed_files:
+                continue
+            plan.removed.append(article_id)
+    return plan
+
+
+def _write(
+    changed: list[tuple[Article, str, str | None]],
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    progress: Progress,
+) -> int:
+    """Chunk and embed on this thread, write on another: Chroma I/O overlaps ONNX work."""
+    chunker = Chunker(embedder, settings.chunk_tokens, settings.chunk_overlap)
+    jobs: queue.Queue = queue.Queue(maxsize=2)
+    failure: list[BaseException] = []
+
+    def writer() -> None:
+        while (job := jobs.get()) is not None:
+            if failure:
+                continue  # drain so the producer never blocks on a dead writer
+            try:
+                _commit(store, *job)
+            except BaseException as exc:
+                failure.append(exc)
+
+    thread = threading.Thread(target=writer, name="newsdesk-writer", daemon=True)
+    thread.start()
+    total = 0
+    try:
+        for batch in _batches(changed, chunker):
+            if failure:
+                break
+            nodes = [n for _, _, _, ns in batch for n in ns]
+            vectors = embedder.embed([chunker.embed_text(n) for n in nodes])
+            for node, vector in zip(nodes, vectors):
+                node.embedding = vector.tolist()
+            jobs.put((batch, nodes))
+            total += len(nodes)
+            progress.advance(len(batch), len(nodes))
+    finally:
+        jobs.put(None)
+        thread.join()
+    if failure:
+        raise failure[0]
+    return total
+
+
+def _batches(
+    changed: Iterable[tuple[Article, str, str | None]], chunker: Chunker
+) -> Iterable[list[tuple[Article, str, str | None, list[TextNode]]]]:
+    batch: list = []
+    size = 0
+    for article, origin, old_hash in changed:
+        nodes = chunker.nodes(article, origin)
+        batch.append((article, origin, old_hash, nodes))
+        size += len(nodes)
+        if size >= BATCH_CHUNKS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _commit(store: Store, batch: list, nodes: list[TextNode]) -> None:
+    """Steps 2-4 of the write order for one batch."""
+    for start in range(0, len(nodes), 1000):
+        part = nodes[start : start + 1000]
+        store.chunks.upsert(
+            ids=[n.node_id for n in part],
+            embeddings=[n.embedding for n in part],
+            documents=[n.text for n in part],
+            metadatas=[_chroma_metadata(n) for n in part],
+        )
+    store.put_articles(
+        {
+            article.id: _manifest_record(article, origin, len(article_nodes))
+            for article, origin, _, article_nodes in batch
+        }
+    )
+    for article, _, old_hash, _ in batch:
+        if old_hash is not None and old_hash != article.hash:
+            store.chunks.delete(
+                where={"$and": [{"article_id": article.id}, {"doc_hash": old_hash}]}
+            )
+
+
+def _chroma_metadata(node: TextNode) -> dict:
+    # LlamaIndex's own format, so ChromaVectorStore and its retrievers read these chunks.
+    meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=True)
+    return {k: ("" if v is None else v) for k, v in meta.items()}
+
+
+def _manifest_record(article: Article, origin: str, n_chunks: int) -> dict:
+    return {
+        "hash": article.hash,
+        "n_chunks": n_chunks,
+        "origin": origin,
+        "file": article.path,
+        "title": article.title,
+        "url": article.url,
+        "source": article.source,
+        "published": article.published,
+        "published_ts": article.published_ts,
+        "indexed_at": time.time(),
+    }
+
+
+def repair(store: Store) -> dict[str, int]:
+    """Make chunks and manifest agree after an interrupted run.
+
+    Chunks are the truth: a manifest entry is kept only if all of its hash's chunks exist;
+    chunks that no manifest entry accounts for are deleted. Whatever was dropped is simply
+    seen as new or changed by the run that follows, and re-embedded.
+    """
+    manifest = store.manifest()
+    present: dict[tuple[str, str], set[str]] = {}
+    stray: list[str] = []
+    for cid, article_id, doc_hash in store.chunk_keys():
+        meta = manifest.get(article_id)
+        if meta is None or meta.get("hash") != doc_hash:
+            stray.append(cid)
+        else:
+            present.setdefault((article_id, doc_hash), set()).add(cid)
+    incomplete = []
+    for article_id, meta in manifest.items():
+        want = {chunk_id(article_id, meta["hash"], i) for i in range(int(meta["n_chunks"]))}
+        if present.get((article_id, meta["hash"]), set()) != want:
+            incomplete.append(article_id)
+            stray.extend(present.get((article_id, meta["hash"]), set()))
+    for start in range(0, len(stray), 1000):
+        store.chunks.delete(ids=stray[start : start + 1000])
+    store.delete_articles(incomplete)
+    state = store.state()
+    store.set_state(IndexState(state.version + 1, False, state.embedder, state.updated_at))
+    return {"stray_chunks": len(stray), "incomplete_articles": len(incomplete)}
