@@ -104,7 +104,7 @@ def index_paths(
         progress.stop()
     summary.added = sum(1 for _, _, old in plan.changed if old is None)
     summary.updated = len(plan.changed) - summary.added
-    store.set_state(IndexState(state.version + 1, False, embedder.name, time.time()))
+    store.set_state(IndexState(store.next_version(), False, embedder.name, time.time()))
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -284,5 +284,5 @@ def repair(store: Store) -> dict[str, int]:
         store.chunks.delete(ids=stray[start : start + 1000])
     store.delete_articles(incomplete)
     state = store.state()
-    store.set_state(IndexState(state.version + 1, False, state.embedder, state.updated_at))
+    store.set_state(IndexState(store.next_version(), False, state.embedder, state.updated_at))
     return {"stray_chunks": len(stray), "incomplete_articles": len(incomplete)}

@@ -104,6 +104,10 @@ class Store:
             ],
         )
 
+    def next_version(self) -> int:
+        """Versions only grow, even across ``--rebuild``, so caches keyed by them never lie."""
+        return max(self.state().version + 1, time.time_ns())
+
     def check_embedder(self, name: str) -> None:
         """Vectors of different embedders never mix in one collection."""
         current = self.state().embedder

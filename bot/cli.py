@@ -1,0 +1,213 @@
+"""The `newsdesk` command: index, search, ask, chat (REPL), eval, status, telegram.
+
+This is the CLI's single error boundary: known failures become one line on stderr and a
+non-zero exit, never a traceback. Logging is configured here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from index.settings import Settings, get_settings
+
+app = typer.Typer(
+    help="newsdesk: ask questions about your news articles and get answers that cite them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _BarProgress:
+    """Rich progress bar for `newsdesk index` on a terminal: articles, chunks/s, ETA."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("articles · {task.fields[chunks]} chunks · {task.fields[rate]}/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self.task = None
+        self.chunks = 0
+
+    def start(self, articles: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task("index", total=articles, chunks=0, rate="-")
+
+    def advance(self, articles: int, chunks: int) -> None:
+        self.chunks += chunks
+        elapsed = self.bar.tasks[0].elapsed or 0.0
+        rate = f"{self.chunks / elapsed:.0f}" if elapsed > 0 else "-"
+        self.bar.update(self.task, advance=articles, chunks=self.chunks, rate=rate)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@app.command()
+def index(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders (recursive). Default: the corpus folder."),
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Drop the index and start over.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Index articles (.md .txt .html .json .jsonl): new and changed ones are embedded,
+    unchanged ones skipped, vanished ones removed. Safe to interrupt and re-run."""
+    from index.ingest import index_paths
+
+    settings = _settings()
+    targets = paths or [settings.corpus_dir]
+    progress = _BarProgress() if err.is_terminal and not as_json else None
+
+    def on_error(error: object) -> None:
+        err.print(f"[red]error[/red] {error}", markup=True, highlight=False)
+
+    summary = index_paths(targets, settings, rebuild=rebuild, progress=progress, on_error=on_error)
+    if as_json:
+        data = summary.to_dict()
+        print(json.dumps(data))
+    else:
+        out.print(
+            f"added {summary.added} · updated {summary.updated} · unchanged {summary.unchanged}"
+            f" · removed {summary.removed} · failed {summary.failed} · "
+            f"{summary.chunks} chunks in {summary.seconds:.1f}s"
+        )
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    k: Annotated[int, typer.Option("-k", help="How many articles.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the articles (and best passage) hybrid retrieval finds for QUERY."""
+    from index.retrieve import Query, Retriever
+
+    hits = Retriever(_settings()).retrieve(Query(text=query), k=k)
+    rows = [
+        {
+            "url": h.url,
+            "title": h.title,
+            "source": h.source,
+            "published": h.published,
+            "score": round(h.score, 5),
+            "text": h.passages[0].text if h.passages else "",
+            "article_id": h.article_id,
+        }
+        for h in hits
+    ]
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        out.print("No matching articles. Index some with `newsdesk index PATH`.")
+    for n, row in enumerate(rows, 1):
+        out.print(f"[bold]{n}. {row['title']}[/bold] — {row['source']}, {row['published']}")
+        if row["url"]:
+            out.print(f"   {row['url']}")
+        out.print(f"   score {row['score']}: {row['text'][:240].strip()}…\n")
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What is indexed, with which embedder, where, and in which mode."""
+    from index.store import Store
+
+    settings = _settings()
+    stats = Store(settings).stats()
+    info = {
+        **stats,
+        "data_dir": str(settings.data_dir.resolve()),
+        "store_mode": "server" if settings.server_mode else "embedded",
+        "chroma": (
+            f"{settings.chroma_host}:{settings.chroma_port}"
+            if settings.server_mode
+            else str(settings.chroma_dir.resolve())
+        ),
+        "answer_mode": "llm" if settings.llm_enabled else "offline",
+        "llm": (settings.openai_base_url or "OpenAI") + f" / {settings.llm_model}"
+        if settings.llm_enabled
+        else None,
+        "collection": settings.collection,
+    }
+    if as_json:
+        print(json.dumps(info))
+        return
+    for key, value in info.items():
+        out.print(f"{key:>16}: {value}")
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from exc
+
+
+def main() -> None:
+    """Entry point: configure logging once, run the app, turn known errors into one line."""
+    from index.embed import EmbedderError
+    from index.store import StoreError
+
+    try:
+        settings = get_settings()
+    except Exception as exc:  # pydantic ValidationError: bad values in env/.env
+        print(f"newsdesk: invalid settings: {exc}", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "chromadb", "httpcore", "telegram.ext.Updater"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        app()
+    except (StoreError, EmbedderError) as exc:
+        print(f"newsdesk: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("newsdesk: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""The query layer: a question (and the conversation so far) in, a typed cited ``Answer`` out.
+
+Steps: validate -> resolve follow-ups -> time scope -> hybrid retrieval -> answer (LLM when
+configured, else extractive) -> check citations -> refuse when the evidence is weak.
+The REPL and Telegram both call ``Answerer``; neither formats anything here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+
+from index.embed import Embedder
+from index.extract import Evidence, pick, score_sentences
+from index.history import History, Turn, open_history
+from index.models import Answer, Citation
+from index.prompts import REFUSAL
+from index.retrieve import ArticleHit, Query, Retriever
+from index.settings import Settings
+from index.store import Store
+from index.text import terms
+from index.timeparse import parse_time_scope, strip_time_phrases
+
+log = logging.getLogger(__name__)
+
+_FOLLOW_UP = re.compile(
+    r"^(and|but|so|also|what about|how about|why|tell me more|more on|more about|what else)\b"
+    r"|\b(he|she|it|they|them|his|her|its|their|this|that|those|these|the other side)\b",
+    re.IGNORECASE,
+)
+_CITATION_REF = re.compile(r"\[(\d{1,2})\]")
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked as it is; the message says why, for the user."""
+
+
+@dataclass
+class Resolved:
+    question: str  # as asked
+    standalone: str  # what retrieval and the answer use
+    query: Query
+    hits: list[ArticleHit]
+
+
+class Answerer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+        history: History | None = None,
+        llm: object | None = None,
+    ) -> None:
+        self.settings = settings
+        self.retriever = Retriever(settings, store, embedder)
+        self.history = history if history is not None else open_history(settings)
+        if llm is None and settings.llm_enabled:
+            from index.llm import make_llm
+
+            llm = make_llm(settings)
+        self.llm = llm
+
+    # --- public API ---------------------------------------------------------------------------
+    def ask(
+        self, question: str, conversation_id: str | None = None, *, as_of: date | None = None
+    ) -> Answer:
+        """Answer synchronously (LLM without streaming, or offline)."""
+        resolved = self.resolve(question, conversation_id, as_of=as_of)
+        answer = self._offline(resolved)
+        if self.llm is not None and not answer.refused:
+            from index.llm import LLMUnavailable, complete
+
+            try:
+                answer = complete(self.llm, resolved, self.settings)
+            except LLMUnavailable as exc:
+                log.warning("LLM unavailable, answering offline: %s", exc)
+                answer.note = f"LLM unavailable ({exc}); offline answer shown."
+        self._remember(conversation_id, resolved, answer)
+        return answer
+
+    async def astream(
+        self, question: str, conversation_id: str | None = None, *, as_of: date | None = None
+    ) -> AsyncIterator[str | Answer]:
+        """Text deltas as they are generated, then the final checked ``Answer``."""
+        import asyncio
+
+        resolved = await asyncio.to_thread(self.resolve, question, conversation_id, as_of=as_of)
+        answer = self._offline(resolved)
+        if self.llm is not None and not answer.refused:
+            from index.llm import LLMUnavailable, stream
+
+            try:
+                final = None
+                async for item in stream(self.llm, resolved, self.settings):
+                    if isinstance(item, Answer):
+                        final = item
+                    else:
+                        yield item
+                answer = final or answer
+            except LLMUnavailable as exc:
+                log.warning("LLM unavailable, answering offline: %s", exc)
+                answer.note = f"LLM unavailable ({exc}); offline answer shown."
+                yield "\n"
+        else:
+            yield answer.text
+        self._remember(conversation_id, resolved, answer)
+        yield answer
+
+    def reset(self, conversation_id: str) -> None:
+        self.history.reset(conversation_id)
+
+    # --- steps --------------------------------------------------------------------------------
+    def validate(self, question: str) -> str:
+        text = " ".join((question or "").split())
+        if not text:
+            raise QuestionError("Please ask a question in words.")
+        if len(text) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"That question is {len(text)} characters long; please keep it under "
+                f"{self.settings.max_question_chars}."
+            )
+        if not terms(text) and not _CITATION_REF.search(text):
+            raise QuestionError("I couldn't find any words to search for in that question.")
+        return text
+
+    def resolve(
+        self, question: str, conversation_id: str | None = None, *, as_of: date | None = None
+    ) -> Resolved:
+        question = self.validate(question)
+        previous = self.history.last(conversation_id) if conversation_id else None
+        standalone, restrict = question, None
+        if previous is not None:
+            standalone, restrict = _follow_up(question, previous)
+            if self.llm is not None and standalone != question:
+                from index.llm import condense
+
+                standalone = condense(self.llm, question, previous, self.settings) or standalone
+        reference = as_of or self.settings.reference_date or date.today()
+        scope = parse_time_scope(standalone, reference)
+        end = scope.end
+        if as_of is not None:
+            end = min(end, as_of) if end else as_of
+        query = Query(
+            text=strip_time_phrases(standalone, scope) or standalone,
+            start=scope.start,
+            end=end,
+            reference=reference,
+            recency=scope.recency,
+            restrict_to=restrict,
+        )
+        hits = self.retriever.retrieve(query, k=self.settings.top_k)
+        return Resolved(question, standalone, query, hits)
+
+    def _offline(self, resolved: Resolved) -> Answer:
+        idf = self.retriever.bm25.get().idf()
+        evidence = score_sentences(resolved.standalone, resolved.hits, idf)
+        confidence = evidence[0].score if evidence else 0.0
+        if confidence < self.settings.refusal_threshold:
+            return refusal(resolved)
+        return compose(pick(evidence), resolved.standalone)
+
+    def _remember(self, conversation_id: str | None, resolved: Resolved, answer: Answer) -> None:
+        answer.question = resolved.standalone
+        if conversation_id:
+            self.history.add(
+                conversation_id,
+                Turn(
+                    question=resolved.question,
+                    standalone=resolved.standalone,
+                    answer=answer.text,
+                    citations=answer.citations,
+                    refused=answer.refused,
+                    created=0.0,
+                ),
+            )
+
+
+def _follow_up(question: str, previous: Turn) -> tuple[str, list[str] | None]:
+    """Offline follow-up resolution: carry the last turn's topic and cited articles along."""
+    ref = _CITATION_REF.search(question)
+    if ref and re.search(r"\bmore\b|\babout\b|\bdetail", question, re.IGNORECASE):
+        n = int(ref.group(1))
+        cited = [c for c in previous.citations if c.n == n and c.article_id]
+        if cited:
+            topic = _CITATION_REF.sub("", question).strip()
+            return f"{topic} {cited[0].title}", [cited[0].article_id]
+    if _FOLLOW_UP.search(question) or len(terms(question)) <= 2:
+        return f"{question} {previous.standalone}", None
+    return question, None
+
+
+def citation_for(n: int, hit: ArticleHit, quote: str) -> Citation:
+    return Citation(
+        n=n,
+        title=hit.title,
+        source=hit.source,
+        published=hit.published,
+        url=hit.url,
+        quote=quote,
+        article_id=hit.article_id,
+    )
+
+
+def compose(chosen: list[Evidence], standalone: str) -> Answer:
+    """Join the chosen sentences, each with its article's [n], numbered by first use."""
+    numbers: dict[str, int] = {}
+    citations: list[Citation] = []
+    parts: list[str] = []
+    for ev in chosen:
+        aid = ev.hit.article_id
+        if aid not in numbers:
+            numbers[aid] = len(numbers) + 1
+            citations.append(citation_for(numbers[aid], ev.hit, ev.sentence))
+        parts.append(f"{ev.sentence} [{numbers[aid]}]")
+    return Answer(text=" ".join(parts), citations=citations, question=standalone)
+
+
+def refusal(resolved: Resolved) -> Answer:
+    see_also = [citation_for(i + 1, h, "") for i, h in enumerate(resolved.hits[:3])]
+    return Answer(text=REFUSAL, refused=True, see_also=see_also, question=resolved.standalone)

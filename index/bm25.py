@@ -1,0 +1,177 @@
+"""Keyword side of hybrid retrieval: a bm25s index over the same chunks as Chroma.
+
+It is built from the Chroma collection itself, persisted under the data dir keyed by the
+index version the indexer bumps, and rebuilt by whichever process first sees a newer
+version. So every process sharing one Chroma server converges on the same BM25 index, and
+it is never rebuilt per question.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import Stemmer
+
+from index.settings import Settings
+from index.store import Store
+
+log = logging.getLogger(__name__)
+
+_STEMMER = Stemmer.Stemmer("english")
+_PAGE = 5000
+CHECK_EVERY = 1.0  # seconds between version checks; a query in between uses what it has
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    return bm25s.tokenize(
+        texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
+    )
+
+
+@dataclass
+class Bm25Index:
+    version: int
+    retriever: bm25s.BM25 | None
+    ids: list[str]
+    article_ids: list[str]
+    published_ts: np.ndarray
+    _idf: dict[str, float] | None = None
+
+    def idf(self) -> dict[str, float]:
+        """Inverse document frequency per stemmed term, from the index's own postings."""
+        if self._idf is None:
+            table: dict[str, float] = {}
+            if self.retriever is not None:
+                df = np.diff(np.asarray(self.retriever.scores["indptr"]))
+                n = max(len(self.ids), 1)
+                values = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
+                vocab = self.retriever.vocab_dict
+                table = {t: float(values[i]) for t, i in vocab.items() if i < len(values)}
+            self._idf = table
+        return self._idf
+
+    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Top ``k`` chunk ids with BM25 scores; ``mask`` (0/1 per chunk) applies date filters."""
+        if self.retriever is None or not self.ids:
+            return []
+        tokens = tokenize([query])
+        if not tokens or not tokens[0]:
+            return []
+        k = min(k, len(self.ids))
+        docs, scores = self.retriever.retrieve(
+            tokens, k=k, weight_mask=mask, show_progress=False, n_threads=1
+        )
+        return [(self.ids[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    def date_mask(self, start_ts: int | None, end_ts: int | None) -> np.ndarray | None:
+        if start_ts is None and end_ts is None:
+            return None
+        ts = self.published_ts
+        mask = np.ones(len(ts), dtype=np.float32)
+        if start_ts is not None:
+            mask[ts < start_ts] = 0.0
+        if end_ts is not None:
+            mask[(ts > end_ts) | (ts < 0)] = 0.0
+        return mask
+
+
+def _dir(settings: Settings) -> Path:
+    return settings.data_dir / "bm25" / settings.collection
+
+
+def build(store: Store, version: int) -> Bm25Index:
+    ids: list[str] = []
+    article_ids: list[str] = []
+    stamps: list[int] = []
+    texts: list[str] = []
+    offset = 0
+    while True:
+        got = store.chunks.get(include=["documents", "metadatas"], limit=_PAGE, offset=offset)
+        for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"]):
+            meta = meta or {}
+            ids.append(cid)
+            article_ids.append(str(meta.get("article_id", "")))
+            stamps.append(int(meta.get("published_ts", -1)))
+            # Title words matter for keyword search; the chunk text alone may not repeat them.
+            texts.append(f"{meta.get('title', '')}\n{doc or ''}")
+        if len(got["ids"]) < _PAGE:
+            break
+        offset += _PAGE
+    retriever = None
+    if texts:
+        retriever = bm25s.BM25()
+        retriever.index(tokenize_ids(texts), show_progress=False)
+    return Bm25Index(version, retriever, ids, article_ids, np.asarray(stamps, dtype=np.int64))
+
+
+def tokenize_ids(texts: list[str]) -> bm25s.tokenization.Tokenized:
+    return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, show_progress=False)
+
+
+def save(index: Bm25Index, settings: Settings) -> None:
+    """Write to a temporary folder, then rename: readers never see half an index."""
+    root = _dir(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"v{index.version}"
+    tmp = root / f".v{index.version}.{time.time_ns()}"
+    tmp.mkdir()
+    if index.retriever is not None:
+        index.retriever.save(str(tmp / "bm25"))
+    (tmp / "ids.json").write_text(json.dumps({"ids": index.ids, "articles": index.article_ids}))
+    np.save(tmp / "ts.npy", index.published_ts)
+    try:
+        tmp.rename(final)
+    except OSError:  # another process saved the same version first: theirs is as good
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in root.iterdir():
+        if old.name != final.name and not old.name.startswith("."):
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load(settings: Settings, version: int) -> Bm25Index | None:
+    path = _dir(settings) / f"v{version}"
+    try:
+        meta = json.loads((path / "ids.json").read_text())
+        ts = np.load(path / "ts.npy")
+        retriever = (
+            bm25s.BM25.load(str(path / "bm25"), mmap=True) if (path / "bm25").exists() else None
+        )
+    except (OSError, ValueError) as exc:
+        if path.exists():
+            log.warning("BM25 index at %s unreadable (%s); rebuilding", path, exc)
+        return None
+    return Bm25Index(version, retriever, meta["ids"], meta["articles"], ts)
+
+
+class Bm25Cache:
+    """The process's current BM25 index, refreshed when the store's version moves."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._index: Bm25Index | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Bm25Index:
+        now = time.monotonic()
+        if self._index is not None and now - self._checked < CHECK_EVERY:
+            return self._index
+        with self._lock:
+            version = self.store.state().version
+            self._checked = time.monotonic()
+            if self._index is None or self._index.version != version:
+                index = load(self.settings, version)
+                if index is None:
+                    index = build(self.store, version)
+                    save(index, self.settings)
+                self._index = index
+            return self._index

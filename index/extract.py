@@ -1,0 +1,89 @@
+"""Offline answers: pick the one to three sentences that best answer the question.
+
+A sentence scores by how much of the question's (IDF-weighted) content it covers, by how
+close its passage is to the question in embedding space, and by its article's rank. The
+best few, from different angles, become the answer, each cited. No LLM is involved, so the
+quote shown for each citation is exactly the sentence used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from index.retrieve import ArticleHit
+from index.text import sentences, terms
+
+MAX_SENTENCES = 3
+ARTICLES_READ = 4  # sentences come from the top few articles only
+DEFAULT_IDF = 4.0  # for terms the BM25 vocabulary has never seen: rare by definition
+
+
+@dataclass
+class Evidence:
+    sentence: str
+    hit: ArticleHit
+    rank: int  # the article's rank in retrieval
+    order: tuple[int, int]  # (passage position, sentence index): reading order in the article
+    coverage: float  # share of the question's IDF mass this sentence contains
+    score: float
+
+
+def question_weights(question: str, idf: dict[str, float]) -> dict[str, float]:
+    return {t: idf.get(t, DEFAULT_IDF) for t in set(terms(question))}
+
+
+def coverage(text_terms: set[str], weights: dict[str, float]) -> float:
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    return sum(w for t, w in weights.items() if t in text_terms) / total
+
+
+def score_sentences(question: str, hits: list[ArticleHit], idf: dict[str, float]) -> list[Evidence]:
+    weights = question_weights(question, idf)
+    out: list[Evidence] = []
+    seen: set[str] = set()
+    for rank, hit in enumerate(hits[:ARTICLES_READ]):
+        title_terms = set(terms(hit.title))
+        for passage in hit.passages:
+            for i, sentence in enumerate(sentences(passage.text)):
+                key = sentence.lower()
+                n_words = len(sentence.split())
+                if key in seen or n_words < 5 or n_words > 80:
+                    continue
+                seen.add(key)
+                sentence_terms = set(terms(sentence))
+                cov = coverage(sentence_terms, weights)
+                # The article's title gives context the sentence leaves implicit ("it", "he").
+                context = coverage(sentence_terms | title_terms, weights)
+                score = (
+                    0.6 * cov
+                    + 0.2 * context
+                    + 0.25 * max(passage.dense, 0.0)
+                    + 0.15 / (1 + rank)
+                    - (0.05 if sentence.endswith("?") else 0.0)
+                )
+                out.append(Evidence(sentence, hit, rank, (passage.position, i), cov, score))
+    out.sort(key=lambda e: e.score, reverse=True)
+    return out
+
+
+def pick(evidence: list[Evidence], max_sentences: int = MAX_SENTENCES) -> list[Evidence]:
+    """The best sentence, plus up to two more that are nearly as good and say something new."""
+    if not evidence:
+        return []
+    chosen = [evidence[0]]
+    for candidate in evidence[1:]:
+        if len(chosen) >= max_sentences or candidate.score < 0.75 * evidence[0].score:
+            break
+        new_terms = set(terms(candidate.sentence))
+        if any(_jaccard(new_terms, set(terms(c.sentence))) > 0.5 for c in chosen):
+            continue
+        chosen.append(candidate)
+    # Readability: group by article in rank order, then the article's own reading order.
+    chosen.sort(key=lambda e: (e.rank, e.order))
+    return chosen
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / max(len(a | b), 1)

@@ -1,0 +1,217 @@
+"""Hybrid, time-aware retrieval: dense (Chroma through LlamaIndex) + BM25, fused per article.
+
+Each retriever ranks chunks; chunks are grouped by article (what a reader sees as sources),
+so one long article cannot crowd out the rest. Article ranks are fused with reciprocal rank
+fusion, then weighted by recency relative to the reference date. The weight is inert when
+the reference date is far from every article (asking a 2022 archive in 2026) and decisive
+when it is near (asking "as of" a day in that archive, or for the "latest" news).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+
+import numpy as np
+from llama_index.core import VectorStoreIndex
+from llama_index.core.vector_stores import (
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+)
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from index.bm25 import Bm25Cache
+from index.embed import Embedder, LlamaEmbedding, get_embedder
+from index.settings import Settings
+from index.store import Store
+
+RRF_K = 20  # a small k trusts the top of each list more than the default 60 does
+DAY = 86_400
+
+
+@dataclass
+class Passage:
+    chunk_id: str
+    text: str
+    position: int
+    dense: float = 0.0  # cosine similarity to the query (0 when only BM25 found it)
+    bm25: float = 0.0
+
+
+@dataclass
+class ArticleHit:
+    article_id: str
+    title: str
+    url: str
+    source: str
+    published: str
+    published_ts: int
+    score: float = 0.0
+    dense: float = 0.0  # best chunk's cosine similarity
+    bm25: float = 0.0  # best chunk's BM25 score
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    passages: list[Passage] = field(default_factory=list)
+
+
+@dataclass
+class Query:
+    text: str
+    start: date | None = None  # published on or after
+    end: date | None = None  # published on or before (as-of dates end up here too)
+    reference: date | None = None  # "today" for recency
+    recency: bool = False  # the question asks for the latest news
+    restrict_to: list[str] | None = None  # article ids (follow-ups about a cited article)
+
+
+def day_ts(day: date, end_of_day: bool = False) -> int:
+    ts = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
+    return ts + DAY - 1 if end_of_day else ts
+
+
+class Retriever:
+    def __init__(
+        self, settings: Settings, store: Store | None = None, embedder: Embedder | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(settings)
+        self.embedder = embedder or get_embedder(settings)
+        self.store.check_embedder(self.embedder.name)
+        self.bm25 = Bm25Cache(settings, self.store)
+        self._index = VectorStoreIndex.from_vector_store(
+            ChromaVectorStore(chroma_collection=self.store.chunks),
+            embed_model=LlamaEmbedding(self.embedder),
+        )
+
+    # --- the two retrievers ----------------------------------------------------------------
+    def dense(self, query: Query, k: int) -> list[tuple[str, dict, str, float]]:
+        filters = _filters(query)
+        retriever = self._index.as_retriever(similarity_top_k=k, filters=filters)
+        out = []
+        for hit in retriever.retrieve(query.text):
+            node = hit.node
+            out.append((node.node_id, dict(node.metadata), node.get_content(), hit.score or 0.0))
+        return out
+
+    def keyword(self, query: Query, k: int) -> list[tuple[str, float]]:
+        index = self.bm25.get()
+        start = day_ts(query.start) if query.start else None
+        end = day_ts(query.end, end_of_day=True) if query.end else None
+        mask = index.date_mask(start, end)
+        if query.restrict_to:
+            wanted = set(query.restrict_to)
+            keep = [1.0 if a in wanted else 0.0 for a in index.article_ids]
+            keep_arr = np.asarray(keep, dtype=np.float32)
+            mask = keep_arr if mask is None else mask * keep_arr
+        return index.search(query.text, k, mask)
+
+    # --- fusion ----------------------------------------------------------------------------
+    def retrieve(self, query: Query, k: int | None = None) -> list[ArticleHit]:
+        k = k or self.settings.top_k
+        n = self.settings.candidates
+        dense = self.dense(query, n)
+        keyword = self.keyword(query, n)
+
+        hits: dict[str, ArticleHit] = {}
+        passages: dict[str, Passage] = {}
+        owner: dict[str, str] = {}  # chunk id -> article id
+
+        def hit_for(meta: dict) -> ArticleHit:
+            aid = str(meta.get("article_id", ""))
+            if aid not in hits:
+                hits[aid] = ArticleHit(
+                    article_id=aid,
+                    title=str(meta.get("title", "")),
+                    url=str(meta.get("url", "")),
+                    source=str(meta.get("source", "")),
+                    published=str(meta.get("published", "")),
+                    published_ts=int(meta.get("published_ts", -1)),
+                )
+            return hits[aid]
+
+        rank = 0
+        for chunk_id, meta, text, score in dense:
+            hit = hit_for(meta)
+            if hit.dense_rank is None:
+                hit.dense_rank = rank
+                rank += 1
+            hit.dense = max(hit.dense, score)
+            passages[chunk_id] = Passage(chunk_id, text, int(meta.get("position", 0)), dense=score)
+            owner[chunk_id] = hit.article_id
+            hit.passages.append(passages[chunk_id])
+
+        missing = [cid for cid, _ in keyword if cid not in passages]
+        fetched = self._fetch(missing)
+        rank = 0
+        for chunk_id, score in keyword:
+            if chunk_id in passages:
+                passage, hit = passages[chunk_id], hits[owner[chunk_id]]
+            elif chunk_id in fetched:  # gone from Chroma (re-indexed since): skip it
+                meta, text = fetched[chunk_id]
+                hit = hit_for(meta)
+                passage = Passage(chunk_id, text, int(meta.get("position", 0)))
+                passages[chunk_id] = passage
+                owner[chunk_id] = hit.article_id
+                hit.passages.append(passage)
+            else:
+                continue
+            passage.bm25 = score
+            if hit.bm25_rank is None:
+                hit.bm25_rank = rank
+                rank += 1
+            hit.bm25 = max(hit.bm25, score)
+
+        for hit in hits.values():
+            fused = 0.0
+            if hit.dense_rank is not None:
+                fused += 1.0 / (RRF_K + hit.dense_rank)
+            if hit.bm25_rank is not None:
+                fused += 1.0 / (RRF_K + hit.bm25_rank)
+            hit.score = fused * self.recency_weight(hit, query)
+            hit.passages.sort(key=lambda p: p.dense + p.bm25 / 40.0, reverse=True)
+            del hit.passages[3:]  # one article contributes at most three passages
+        ranked = sorted(hits.values(), key=lambda h: h.score, reverse=True)
+        return ranked[:k]
+
+    def recency_weight(self, hit: ArticleHit, query: Query) -> float:
+        if query.reference is None or hit.published_ts < 0:
+            return 1.0
+        age = (day_ts(query.reference) - hit.published_ts) / DAY
+        decay = math.exp(-math.log(2) * max(age, 0.0) / self.settings.recency_half_life_days)
+        strength = 0.8 if query.recency else 0.5
+        return (1.0 - strength) + strength * decay
+
+    def _fetch(self, ids: list[str]) -> dict[str, tuple[dict, str]]:
+        if not ids:
+            return {}
+        got = self.store.chunks.get(ids=ids, include=["documents", "metadatas"])
+        return {
+            cid: (meta or {}, doc or "")
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
+        }
+
+
+def _filters(query: Query) -> MetadataFilters | None:
+    parts = []
+    if query.start:
+        parts.append(
+            MetadataFilter(
+                key="published_ts", value=day_ts(query.start), operator=FilterOperator.GTE
+            )
+        )
+    if query.end:
+        parts.append(
+            MetadataFilter(
+                key="published_ts", value=day_ts(query.end, True), operator=FilterOperator.LTE
+            )
+        )
+    if query.restrict_to:
+        parts.append(
+            MetadataFilter(key="article_id", value=query.restrict_to, operator=FilterOperator.IN)
+        )
+    if not parts:
+        return None
+    return MetadataFilters(filters=parts, condition=FilterCondition.AND)
