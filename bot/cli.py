@@ -173,6 +173,79 @@ def status(
         out.print(f"{key:>16}: {value}")
 
 
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the Answer as JSON.")] = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Answer as of this day (YYYY-MM-DD): later articles hidden."),
+    ] = None,
+) -> None:
+    """Answer one QUESTION from the indexed articles, with numbered citations."""
+    from bot.render import print_answer
+    from index.answer import Answerer
+
+    answer = Answerer(_settings()).ask(question, as_of=_parse_date(as_of))
+    if as_json:
+        data = answer.to_dict()
+        print(
+            json.dumps(
+                {k: data[k] for k in ("text", "refused", "citations", "see_also", "mode", "note")},
+                ensure_ascii=False,
+            )
+        )
+        return
+    print_answer(out, answer)
+
+
+@app.command("eval")
+def evaluate(
+    questions: Annotated[
+        Path, typer.Argument(help="JSONL: question, answer, gold_urls, answerable, date.")
+    ],
+    corpus: Annotated[
+        Path | None, typer.Option("--corpus", help="Index this corpus first (incremental).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Only the first N questions (0: all).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    details: Annotated[bool, typer.Option("--details", help="Include per-question rows.")] = False,
+) -> None:
+    """Measure retrieval hit@k/MRR, answer accuracy, citation precision and refusals."""
+    from index.answer import Answerer
+    from index.evaluate import evaluate as run_eval
+    from index.evaluate import load_questions
+    from index.ingest import index_paths
+
+    settings = _settings()
+    rows = load_questions(questions)[: limit or None]
+    if corpus is not None:
+        summary = index_paths(
+            [corpus], settings, progress=_BarProgress() if err.is_terminal else None
+        )
+        if summary.failed:
+            err.print(f"{summary.failed} corpus records failed to load; evaluating the rest")
+    answerer = Answerer(settings)
+    with Progress(
+        TextColumn("evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task("eval", total=len(rows))
+        result = run_eval(answerer, rows, progress=lambda n: bar.advance(task, n))
+    if not details:
+        result.pop("details")
+    if as_json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        if key != "details":
+            out.print(f"{key:>20}: {value}")
+
+
 def _parse_date(value: str | None) -> date | None:
     if value is None:
         return None

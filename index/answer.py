@@ -71,15 +71,7 @@ class Answerer:
     ) -> Answer:
         """Answer synchronously (LLM without streaming, or offline)."""
         resolved = self.resolve(question, conversation_id, as_of=as_of)
-        answer = self._offline(resolved)
-        if self.llm is not None and not answer.refused:
-            from index.llm import LLMUnavailable, complete
-
-            try:
-                answer = complete(self.llm, resolved, self.settings)
-            except LLMUnavailable as exc:
-                log.warning("LLM unavailable, answering offline: %s", exc)
-                answer.note = f"LLM unavailable ({exc}); offline answer shown."
+        answer = self._answer(resolved)
         self._remember(conversation_id, resolved, answer)
         return answer
 
@@ -111,6 +103,13 @@ class Answerer:
         self._remember(conversation_id, resolved, answer)
         yield answer
 
+    def answer_resolved(
+        self, question: str, *, as_of: date | None = None, k: int | None = None
+    ) -> tuple[Resolved, Answer]:
+        """One stateless offline-or-LLM answer plus what retrieval saw (for evaluation)."""
+        resolved = self.resolve(question, None, as_of=as_of, k=k)
+        return resolved, self._answer(resolved)
+
     def reset(self, conversation_id: str) -> None:
         self.history.reset(conversation_id)
 
@@ -129,7 +128,12 @@ class Answerer:
         return text
 
     def resolve(
-        self, question: str, conversation_id: str | None = None, *, as_of: date | None = None
+        self,
+        question: str,
+        conversation_id: str | None = None,
+        *,
+        as_of: date | None = None,
+        k: int | None = None,
     ) -> Resolved:
         question = self.validate(question)
         previous = self.history.last(conversation_id) if conversation_id else None
@@ -153,8 +157,21 @@ class Answerer:
             recency=scope.recency,
             restrict_to=restrict,
         )
-        hits = self.retriever.retrieve(query, k=self.settings.top_k)
+        hits = self.retriever.retrieve(query, k=k or self.settings.top_k)
         return Resolved(question, standalone, query, hits)
+
+    def _answer(self, resolved: Resolved) -> Answer:
+        answer = self._offline(resolved)
+        if self.llm is None or answer.refused:
+            return answer
+        from index.llm import LLMUnavailable, complete
+
+        try:
+            return complete(self.llm, resolved, self.settings)
+        except LLMUnavailable as exc:
+            log.warning("LLM unavailable, answering offline: %s", exc)
+            answer.note = f"LLM unavailable ({exc}); offline answer shown."
+            return answer
 
     def _offline(self, resolved: Resolved) -> Answer:
         idf = self.retriever.bm25.get().idf()

@@ -77,7 +77,9 @@ class Settings(BaseSettings):
         le=256,
         description="Chunk size in embedder tokens, header and specials included.",
     )
-    chunk_overlap: int = Field(24, ge=0, le=128, description="Token overlap between chunks.")
+    chunk_overlap: int = Field(
+        0, ge=0, le=128, description="Token overlap between chunks (chunks end at sentences)."
+    )
     max_file_bytes: int = Field(
         50_000_000, description="Files larger than this are rejected when indexing."
     )

@@ -1,0 +1,113 @@
+"""`newsdesk eval`: retrieval, answer, citation and refusal quality on a question set.
+
+Questions look like ``realtimeqa/dev.jsonl``: ``question``, ``answer``, ``gold_urls``,
+``answerable`` and ``date``. Each question is asked in the world as it was on its ``date``:
+that day is the reference for "this week" and the as-of date that hides later articles.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+from index.answer import Answerer
+from index.corpus import canonical_url
+
+RANKS = (1, 5, 10)
+_QUOTES = re.compile(r"[\"'“”‘’`]")
+
+
+def load_questions(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}#{n}: not JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or not row.get("question"):
+            raise ValueError(f"{path}#{n}: needs an object with a 'question'")
+        rows.append(row)
+    return rows
+
+
+def normalise(text: str) -> str:
+    return " ".join(_QUOTES.sub("", text).lower().split())
+
+
+def evaluate(
+    answerer: Answerer,
+    questions: list[dict],
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
+    hits_at = dict.fromkeys(RANKS, 0)
+    rr_sum = 0.0
+    correct = cited = cited_gold = refused_unans = refused_ans = 0
+    n_ans = n_unans = 0
+    latencies: list[float] = []
+    details = []
+    for q in questions:
+        as_of = date.fromisoformat(q["date"][:10]) if q.get("date") else None
+        answerable = bool(q.get("answerable", True))
+        gold = {canonical_url(u) for u in q.get("gold_urls") or []}
+        started = time.perf_counter()
+        resolved, answer = answerer.answer_resolved(q["question"], as_of=as_of, k=max(RANKS))
+        latencies.append((time.perf_counter() - started) * 1000)
+        ranked = [canonical_url(h.url) for h in resolved.hits]
+        first = next((i for i, url in enumerate(ranked) if url in gold), None)
+        if answerable:
+            n_ans += 1
+            for r in RANKS:
+                hits_at[r] += first is not None and first < r
+            rr_sum += 1.0 / (first + 1) if first is not None and first < 10 else 0.0
+            refused_ans += answer.refused
+            if not answer.refused:
+                correct += normalise(str(q.get("answer", ""))) in normalise(answer.text)
+                urls = [canonical_url(c.url) for c in answer.citations]
+                cited += len(urls)
+                cited_gold += sum(u in gold for u in urls)
+        else:
+            n_unans += 1
+            refused_unans += answer.refused
+        details.append(
+            {
+                "id": q.get("id"),
+                "answerable": answerable,
+                "refused": answer.refused,
+                "gold_rank": first,
+                "answer": answer.text,
+            }
+        )
+        if progress:
+            progress(1)
+    latencies.sort()
+    return {
+        **{f"hit@{r}": _ratio(hits_at[r], n_ans) for r in RANKS},
+        "mrr@10": _ratio(rr_sum, n_ans),
+        "accuracy": _ratio(correct, n_ans),
+        "citation_precision": _ratio(cited_gold, cited),
+        "refusal_rate": _ratio(refused_unans, n_unans),
+        "false_refusal_rate": _ratio(refused_ans, n_ans),
+        "p50_ms": round(_percentile(latencies, 50), 1),
+        "p95_ms": round(_percentile(latencies, 95), 1),
+        "n_answerable": n_ans,
+        "n_unanswerable": n_unans,
+        "details": details,
+    }
+
+
+def _ratio(num: float, den: int) -> float:
+    return round(num / den, 4) if den else 0.0
+
+
+def _percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return 0.0
+    index = min(len(values) - 1, max(0, round(pct / 100 * (len(values) - 1))))
+    return values[index]
