@@ -199,6 +199,17 @@ def ask(
     print_answer(out, answer)
 
 
+@app.command()
+def chat() -> None:
+    """The REPL: ask questions, follow up, see numbered sources. Indexes the corpus first
+    if the index is empty."""
+    import sys as _sys
+
+    from bot.repl import run
+
+    run(_settings(), interactive=_sys.stdin.isatty())
+
+
 @app.command("eval")
 def evaluate(
     questions: Annotated[
@@ -270,7 +281,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("httpx", "chromadb", "httpcore", "telegram.ext.Updater"):
+    for noisy in ("httpx", "chromadb", "httpcore", "bm25s", "telegram.ext.Updater"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app()

@@ -44,6 +44,9 @@ class Resolved:
     standalone: str  # what retrieval and the answer use
     query: Query
     hits: list[ArticleHit]
+    context: str = ""  # a follow-up's earlier question: its topic, weighted lower
+    already_said: frozenset[str] = frozenset()  # quotes the previous answer used
+    focus: str = ""  # what the sentences must answer: the new question itself
 
 
 class Answerer:
@@ -138,8 +141,12 @@ class Answerer:
         question = self.validate(question)
         previous = self.history.last(conversation_id) if conversation_id else None
         standalone, restrict = question, None
+        context, already_said = "", frozenset()
         if previous is not None:
             standalone, restrict = _follow_up(question, previous)
+            if standalone != question:
+                context = previous.standalone
+                already_said = frozenset(c.quote for c in previous.citations if c.quote)
             if self.llm is not None and standalone != question:
                 from index.llm import condense
 
@@ -158,7 +165,8 @@ class Answerer:
             restrict_to=restrict,
         )
         hits = self.retriever.retrieve(query, k=k or self.settings.top_k)
-        return Resolved(question, standalone, query, hits)
+        focus = question if context else standalone
+        return Resolved(question, standalone, query, hits, context, already_said, focus)
 
     def _answer(self, resolved: Resolved) -> Answer:
         answer = self._offline(resolved)
@@ -175,7 +183,13 @@ class Answerer:
 
     def _offline(self, resolved: Resolved) -> Answer:
         idf = self.retriever.bm25.get().idf()
-        evidence = score_sentences(resolved.standalone, resolved.hits, idf)
+        evidence = score_sentences(
+            resolved.focus or resolved.standalone,
+            resolved.hits,
+            idf,
+            context=resolved.context,
+            avoid=resolved.already_said,
+        )
         confidence = evidence[0].score if evidence else 0.0
         if confidence < self.settings.refusal_threshold:
             return refusal(resolved)

@@ -28,8 +28,11 @@ class Evidence:
     score: float
 
 
-def question_weights(question: str, idf: dict[str, float]) -> dict[str, float]:
-    return {t: idf.get(t, DEFAULT_IDF) for t in set(terms(question))}
+def question_weights(question: str, idf: dict[str, float], context: str = "") -> dict[str, float]:
+    """IDF weight per question term; terms carried over from earlier turns count less."""
+    weights = {t: 0.3 * idf.get(t, DEFAULT_IDF) for t in set(terms(context))}
+    weights.update({t: idf.get(t, DEFAULT_IDF) for t in set(terms(question))})
+    return weights
 
 
 def coverage(text_terms: set[str], weights: dict[str, float]) -> float:
@@ -39,10 +42,19 @@ def coverage(text_terms: set[str], weights: dict[str, float]) -> float:
     return sum(w for t, w in weights.items() if t in text_terms) / total
 
 
-def score_sentences(question: str, hits: list[ArticleHit], idf: dict[str, float]) -> list[Evidence]:
-    weights = question_weights(question, idf)
+def score_sentences(
+    question: str,
+    hits: list[ArticleHit],
+    idf: dict[str, float],
+    *,
+    context: str = "",
+    avoid: frozenset[str] = frozenset(),
+) -> list[Evidence]:
+    """Rank candidate sentences; ``context`` is the earlier topic of a follow-up, and
+    ``avoid`` holds sentences already given (a follow-up wants something new)."""
+    weights = question_weights(question, idf, context)
     out: list[Evidence] = []
-    seen: set[str] = set()
+    seen: set[str] = {a.lower() for a in avoid}
     for rank, hit in enumerate(hits[:ARTICLES_READ]):
         title_terms = set(terms(hit.title))
         for passage in hit.passages:

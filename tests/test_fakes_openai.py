@@ -7,7 +7,6 @@ import json
 import httpx
 import openai
 import pytest
-from fakes.fixtures import fake_openai  # noqa: F401  (until tests/conftest.py wires it)
 from fakes.openai_server import Error, FakeOpenAI, Hang, Malformed, Reply, Slow
 
 MESSAGES = [
@@ -22,7 +21,7 @@ def client_for(fake: FakeOpenAI, **kwargs: object) -> openai.OpenAI:
     return openai.OpenAI(**options)
 
 
-def test_non_streaming_reply_is_shaped_like_openai(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_non_streaming_reply_is_shaped_like_openai(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Reply("The tram line reopened [1]."))
     with client_for(fake_openai) as client:
         completion = client.chat.completions.create(model="fake-model", messages=MESSAGES)
@@ -41,7 +40,7 @@ def test_non_streaming_reply_is_shaped_like_openai(fake_openai: FakeOpenAI) -> N
     )
 
 
-def test_default_reply_and_responder(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_default_reply_and_responder(fake_openai: FakeOpenAI) -> None:
     with client_for(fake_openai) as client:
         first = client.chat.completions.create(model="m", messages=MESSAGES)
         fake_openai.responder = lambda body: f"echo: {body['messages'][-1]['content']}"
@@ -54,7 +53,7 @@ def test_default_reply_and_responder(fake_openai: FakeOpenAI) -> None:  # noqa: 
     assert third.choices[0].message.content == "scripted wins"
 
 
-def test_streaming_reassembles_the_scripted_text(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_streaming_reassembles_the_scripted_text(fake_openai: FakeOpenAI) -> None:
     text = "Lisbon's tram 28 reopened on Monday after repairs [1], officials said [2]."
     fake_openai.script(Reply(text, chunk_words=2))
     with client_for(fake_openai) as client:
@@ -82,7 +81,7 @@ def test_streaming_reassembles_the_scripted_text(fake_openai: FakeOpenAI) -> Non
     assert chunks[-1].usage is not None
 
 
-def test_raw_sse_wire_format(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_raw_sse_wire_format(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Reply("one two three four"))
     body = {"model": "m", "messages": MESSAGES, "stream": True}
     response = httpx.post(f"{fake_openai.base_url}/chat/completions", json=body)
@@ -97,7 +96,7 @@ def test_raw_sse_wire_format(fake_openai: FakeOpenAI) -> None:  # noqa: F811
     )
 
 
-def test_429_then_success_when_the_client_retries(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_429_then_success_when_the_client_retries(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Error(429), Reply("after the retry"))
     with client_for(fake_openai, max_retries=1) as client:
         completion = client.chat.completions.create(model="m", messages=MESSAGES)
@@ -108,7 +107,7 @@ def test_429_then_success_when_the_client_retries(fake_openai: FakeOpenAI) -> No
     assert requests[1]["headers"].get("x-stainless-retry-count") == "1"
 
 
-def test_429_without_retries_surfaces_rate_limit_error(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_429_without_retries_surfaces_rate_limit_error(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Error(429, message="Rate limit reached for fake-model"))
     with client_for(fake_openai) as client, pytest.raises(openai.RateLimitError) as caught:
         client.chat.completions.create(model="m", messages=MESSAGES)
@@ -119,13 +118,13 @@ def test_429_without_retries_surfaces_rate_limit_error(fake_openai: FakeOpenAI) 
     assert caught.value.response.headers["retry-after"] == "0"
 
 
-def test_500_surfaces_internal_server_error(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_500_surfaces_internal_server_error(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Error(500))
     with client_for(fake_openai) as client, pytest.raises(openai.InternalServerError):
         client.chat.completions.create(model="m", messages=MESSAGES)
 
 
-def test_custom_error_body_and_headers(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_custom_error_body_and_headers(fake_openai: FakeOpenAI) -> None:
     body = {"error": {"message": "context too long", "type": "invalid_request_error", "code": "x"}}
     fake_openai.script(Error(400, body=body, headers={"x-extra": "1"}))
     with client_for(fake_openai) as client, pytest.raises(openai.BadRequestError) as caught:
@@ -135,7 +134,7 @@ def test_custom_error_body_and_headers(fake_openai: FakeOpenAI) -> None:  # noqa
     assert caught.value.response.headers["x-extra"] == "1"
 
 
-def test_slow_reply_hits_the_client_timeout(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_slow_reply_hits_the_client_timeout(fake_openai: FakeOpenAI) -> None:
     # The server would answer after 30 s; the client gives up after 0.2 s. The fixture's
     # shutdown aborts the sleeping handler, so the test does not wait for it.
     fake_openai.script(Slow("too late", delay=30))
@@ -143,7 +142,7 @@ def test_slow_reply_hits_the_client_timeout(fake_openai: FakeOpenAI) -> None:  #
         client.chat.completions.create(model="m", messages=MESSAGES)
 
 
-def test_slow_stream_stalls_between_chunks(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_slow_stream_stalls_between_chunks(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Slow("first second third", delay=30))
     with client_for(fake_openai, timeout=0.2) as client:
         stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
@@ -164,19 +163,19 @@ def test_hang_never_answers_but_shutdown_is_clean() -> None:
         httpx.get(f"http://127.0.0.1:{port}/v1/models")
 
 
-def test_malformed_json_body_raises(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_malformed_json_body_raises(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Malformed())
     with client_for(fake_openai) as client, pytest.raises((openai.APIError, ValueError)):
         client.chat.completions.create(model="m", messages=MESSAGES)
 
 
-def test_malformed_stream_raises(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_malformed_stream_raises(fake_openai: FakeOpenAI) -> None:
     fake_openai.script(Malformed())
     with client_for(fake_openai) as client, pytest.raises((openai.APIError, ValueError)):
         list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True))
 
 
-def test_requests_are_recorded(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_requests_are_recorded(fake_openai: FakeOpenAI) -> None:
     with client_for(fake_openai, api_key="sk-recorded") as client:
         client.chat.completions.create(model="gpt-fake", messages=MESSAGES, temperature=0)
         list(client.chat.completions.create(model="gpt-fake", messages=MESSAGES, stream=True))
@@ -201,7 +200,7 @@ def test_api_key_can_be_enforced() -> None:
             assert client.chat.completions.create(model="m", messages=MESSAGES).choices
 
 
-def test_embeddings_are_deterministic(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_embeddings_are_deterministic(fake_openai: FakeOpenAI) -> None:
     with client_for(fake_openai) as client:
         # The SDK asks for base64 by default and decodes it; plain floats are served too.
         first = client.embeddings.create(model="emb", input=["alpha", "beta"])
@@ -215,13 +214,13 @@ def test_embeddings_are_deterministic(fake_openai: FakeOpenAI) -> None:  # noqa:
     assert first.data[0].embedding != pytest.approx(first.data[1].embedding, abs=1e-6)
 
 
-def test_embeddings_can_fail(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_embeddings_can_fail(fake_openai: FakeOpenAI) -> None:
     fake_openai.script_embeddings(Error(503))
     with client_for(fake_openai) as client, pytest.raises(openai.InternalServerError):
         client.embeddings.create(model="emb", input="x")
 
 
-def test_models_and_unknown_paths(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_models_and_unknown_paths(fake_openai: FakeOpenAI) -> None:
     with client_for(fake_openai) as client:
         assert [m.id for m in client.models.list()] == ["fake-model"]
     response = httpx.post(f"{fake_openai.base_url}/nope", json={})
@@ -229,7 +228,7 @@ def test_models_and_unknown_paths(fake_openai: FakeOpenAI) -> None:  # noqa: F81
     assert "error" in response.json()
 
 
-def test_llamaindex_openai_like_chat_and_stream(fake_openai: FakeOpenAI) -> None:  # noqa: F811
+def test_llamaindex_openai_like_chat_and_stream(fake_openai: FakeOpenAI) -> None:
     from llama_index.core.llms import ChatMessage
     from llama_index.llms.openai_like import OpenAILike
 

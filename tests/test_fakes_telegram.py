@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import telegram
-from fakes.fixtures import fake_telegram  # noqa: F401  (until tests/conftest.py wires it)
 from fakes.telegram_server import FakeTelegram, parse_html
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
 from telegram.error import BadRequest, Conflict, InvalidToken, RetryAfter
@@ -41,7 +40,7 @@ def retry_seconds(error: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
 
 
-def test_get_me(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_get_me(fake_telegram: FakeTelegram) -> None:
     async def body(bot: telegram.Bot) -> None:
         me = await bot.get_me()
         assert me.is_bot
@@ -54,7 +53,7 @@ def test_get_me(fake_telegram: FakeTelegram) -> None:  # noqa: F811
     run_with_bot(fake_telegram, body)
 
 
-def test_send_message_html_is_parsed_and_stored(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_send_message_html_is_parsed_and_stored(fake_telegram: FakeTelegram) -> None:
     fake_telegram.add_chat(CHAT)
     html = '<b>Tram 28</b> reopened &amp; runs <a href="https://example.com/a">again</a> [1]'
 
@@ -99,7 +98,7 @@ def test_send_message_html_is_parsed_and_stored(fake_telegram: FakeTelegram) -> 
     ],
 )
 def test_send_message_rejected_like_telegram(
-    fake_telegram: FakeTelegram,  # noqa: F811
+    fake_telegram: FakeTelegram,
     text: str,
     fragment: str,
 ) -> None:
@@ -126,7 +125,7 @@ def test_html_length_counts_visible_text() -> None:
     assert parse_html("AT&T", strict=False)[0] == "AT&T"
 
 
-def test_unknown_chat_and_bad_action(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_unknown_chat_and_bad_action(fake_telegram: FakeTelegram) -> None:
     async def body(bot: telegram.Bot) -> None:
         with pytest.raises(BadRequest, match=r"(?i)chat not found"):
             await bot.send_message(999, "hello")
@@ -138,7 +137,7 @@ def test_unknown_chat_and_bad_action(fake_telegram: FakeTelegram) -> None:  # no
     run_with_bot(fake_telegram, body)
 
 
-def test_429_injection_raises_retry_after(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_429_injection_raises_retry_after(fake_telegram: FakeTelegram) -> None:
     fake_telegram.add_chat(CHAT)
     fake_telegram.fail_next("sendMessage", status=429, retry_after=7)
 
@@ -153,7 +152,7 @@ def test_429_injection_raises_retry_after(fake_telegram: FakeTelegram) -> None: 
     assert [p["text"] for p in fake_telegram.calls_to("sendMessage")] == ["first", "second"]
 
 
-def test_other_injected_errors(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_other_injected_errors(fake_telegram: FakeTelegram) -> None:
     fake_telegram.add_chat(CHAT)
     detail = 'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 0'
     fake_telegram.fail_next("sendMessage", status=400, description=detail)
@@ -166,7 +165,7 @@ def test_other_injected_errors(fake_telegram: FakeTelegram) -> None:  # noqa: F8
     run_with_bot(fake_telegram, body)
 
 
-def test_get_updates_offsets_and_long_poll(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_get_updates_offsets_and_long_poll(fake_telegram: FakeTelegram) -> None:
     for text in ("one", "two", "three"):
         fake_telegram.send_text(CHAT, CHAT, text)
 
@@ -199,7 +198,7 @@ def test_get_updates_offsets_and_long_poll(fake_telegram: FakeTelegram) -> None:
     run_with_bot(fake_telegram, body)
 
 
-def test_injected_messages_parse_as_ptb_objects(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_injected_messages_parse_as_ptb_objects(fake_telegram: FakeTelegram) -> None:
     group = -100777
     fake_telegram.add_chat(group, chat_type="supergroup", title="Newsroom")
     fake_telegram.send_text(group, 7, "/ask@newsdesk_test_bot what now?", chat_type="supergroup")
@@ -231,7 +230,7 @@ def test_injected_messages_parse_as_ptb_objects(fake_telegram: FakeTelegram) -> 
     run_with_bot(fake_telegram, body)
 
 
-def test_edit_message_text(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_edit_message_text(fake_telegram: FakeTelegram) -> None:
     fake_telegram.add_chat(CHAT)
 
     async def body(bot: telegram.Bot) -> None:
@@ -253,7 +252,7 @@ def test_edit_message_text(fake_telegram: FakeTelegram) -> None:  # noqa: F811
     assert next(p["text"] for p in fake_telegram.calls_to("editMessageText")) == "<b>Done</b> [1]"
 
 
-def test_file_upload_and_download(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_file_upload_and_download(fake_telegram: FakeTelegram) -> None:
     article = b"# Tram 28\n\nThe line reopened on Monday.\n"
     fake_telegram.send_document(
         CHAT, CHAT, "tram.md", article, mime_type="text/markdown", caption="add this"
@@ -285,7 +284,7 @@ def test_file_upload_and_download(fake_telegram: FakeTelegram) -> None:  # noqa:
     run_with_bot(fake_telegram, body)
 
 
-def test_commands_and_webhook(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_commands_and_webhook(fake_telegram: FakeTelegram) -> None:
     async def body(bot: telegram.Bot) -> None:
         assert await bot.set_my_commands([("ask", "Ask about the news"), ("help", "Help")])
         assert [(c.command, c.description) for c in await bot.get_my_commands()] == [
@@ -305,7 +304,7 @@ def test_commands_and_webhook(fake_telegram: FakeTelegram) -> None:  # noqa: F81
     run_with_bot(fake_telegram, body)
 
 
-def test_wrong_token_and_unknown_method(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_wrong_token_and_unknown_method(fake_telegram: FakeTelegram) -> None:
     async def main() -> None:
         bot = telegram.Bot("999:wrong", base_url=f"{fake_telegram.url}/bot")
         with pytest.raises(InvalidToken):
@@ -323,7 +322,7 @@ def test_wrong_token_and_unknown_method(fake_telegram: FakeTelegram) -> None:  #
     }
 
 
-def test_json_bodies_are_accepted(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_json_bodies_are_accepted(fake_telegram: FakeTelegram) -> None:
     fake_telegram.add_chat(CHAT)
     response = httpx.post(
         f"{fake_telegram.url}/bot{fake_telegram.token}/sendMessage",
@@ -332,7 +331,7 @@ def test_json_bodies_are_accepted(fake_telegram: FakeTelegram) -> None:  # noqa:
     assert response.json()["result"]["text"] == "hi"
 
 
-def test_application_echo_round_trip(fake_telegram: FakeTelegram) -> None:  # noqa: F811
+def test_application_echo_round_trip(fake_telegram: FakeTelegram) -> None:
     async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.message is not None and update.message.text is not None
         await update.message.reply_text(f"echo: {update.message.text}")

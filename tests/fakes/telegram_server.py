@@ -641,9 +641,8 @@ class FakeTelegram:
         return self._user_message(
             chat_id,
             user_id,
-            {"text": text, "entities": _auto_entities(text)}
-            if entities is None
-            else {"text": text, "entities": entities},
+            # Telegram itself marks /commands and @mentions in incoming text.
+            {"text": text, "entities": _auto_entities(text) if entities is None else entities},
             chat_type=chat_type,
             reply_to_message_id=reply_to_message_id,
             username=username,

@@ -1,0 +1,152 @@
+"""`newsdesk chat`: the local REPL. Streams answers, lists numbered sources under them.
+
+Commands: /sources (the last answer's sources with their quotes), /reset (forget the
+conversation), /help, /quit. Ctrl-C cancels the answer being written, not the session;
+Ctrl-D or /quit leaves. This loop is the REPL's error boundary: a failure prints one line
+and the next question works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+
+from bot.render import print_answer, source_line
+from index.answer import Answerer, QuestionError
+from index.models import Answer
+from index.settings import Settings
+from index.store import StoreError
+
+log = logging.getLogger(__name__)
+
+CONVERSATION = "repl"
+HELP = """Ask a question about the indexed articles; follow-ups work ("and what did he say?",
+"tell me more about [2]"). Dates narrow the search: "in June 2022", "last week".
+  /sources  the last answer's sources, with the sentence each one supports
+  /reset    forget this conversation
+  /help     this text
+  /quit     leave (or Ctrl-D)"""
+
+
+def _setup_readline(path: Path) -> None:
+    try:
+        import readline
+    except ImportError:  # not on every platform; the REPL works without it
+        return
+    with contextlib.suppress(OSError):
+        readline.read_history_file(path)
+    readline.set_history_length(1000)
+    import atexit
+
+    atexit.register(lambda: _save_history(readline, path))
+
+
+def _save_history(readline: object, path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        readline.write_history_file(path)  # type: ignore[attr-defined]
+
+
+async def _answer(answerer: Answerer, question: str, console: Console) -> Answer | None:
+    streamed = []
+    final: Answer | None = None
+    async for item in answerer.astream(question, CONVERSATION):
+        if isinstance(item, Answer):
+            final = item
+        else:
+            streamed.append(item)
+            console.print(escape(item), end="")
+    console.print()
+    if final is None:
+        return None
+    # Checking citations may renumber or drop claims: then show the checked text too.
+    print_answer(console, final, text="".join(streamed).strip() != final.text.strip())
+    return final
+
+
+def run(settings: Settings, console: Console | None = None, interactive: bool = True) -> None:
+    console = console or Console(highlight=False, soft_wrap=True)
+    answerer = Answerer(settings)
+    stats = answerer.retriever.store.stats()
+    if stats["articles"] == 0:
+        _index_corpus(settings, console)
+        stats = answerer.retriever.store.stats()
+    span = (
+        f", {stats['first_published']} to {stats['last_published']}"
+        if stats["first_published"]
+        else ""
+    )
+    mode = "LLM answers" if answerer.llm is not None else "offline answers"
+    console.print(
+        f"[bold]newsdesk[/bold] · {stats['articles']} articles{span} · {mode}. "
+        "Ask a question; /help for commands."
+    )
+    if interactive:
+        _setup_readline(settings.data_dir / "repl_history")
+    last: Answer | None = None
+    while True:
+        try:
+            line = input("› " if interactive else "")
+        except EOFError:
+            console.print()
+            return
+        except KeyboardInterrupt:
+            console.print("\n(/quit or Ctrl-D to leave)")
+            continue
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("/"):
+            command = text.split()[0].lower()
+            if command in ("/quit", "/exit", "/q"):
+                return
+            if command == "/help":
+                console.print(HELP)
+            elif command == "/reset":
+                answerer.reset(CONVERSATION)
+                last = None
+                console.print("Conversation forgotten.")
+            elif command == "/sources":
+                _print_sources(console, last)
+            else:
+                console.print(f"Unknown command {escape(command)}; /help lists them.")
+            continue
+        try:
+            last = asyncio.run(_answer(answerer, text, console)) or last
+        except KeyboardInterrupt:
+            console.print("\n(answer cancelled)")
+        except QuestionError as exc:
+            console.print(str(exc))
+        except StoreError as exc:
+            console.print(f"[red]{escape(str(exc))}[/red]")
+        except Exception as exc:  # the REPL's error boundary: report, keep the session
+            log.debug("answer failed", exc_info=True)
+            console.print(
+                f"[red]Something went wrong: {escape(type(exc).__name__)}: {escape(str(exc))}[/red]"
+            )
+
+
+def _print_sources(console: Console, last: Answer | None) -> None:
+    if last is None or not (last.citations or last.see_also):
+        console.print("No sources yet: ask a question first.")
+        return
+    for c in last.citations or last.see_also:
+        console.print(source_line(c))
+        if c.quote:
+            console.print(f"     “{escape(c.quote)}”")
+
+
+def _index_corpus(settings: Settings, console: Console) -> None:
+    from index.ingest import index_paths
+
+    console.print(f"The index is empty: indexing {settings.corpus_dir} first…")
+    summary = index_paths([settings.corpus_dir], settings)
+    console.print(
+        f"Indexed {summary.added} articles ({summary.chunks} chunks) in {summary.seconds:.1f}s"
+        + (f"; {summary.failed} failed" if summary.failed else "")
+    )
