@@ -17,6 +17,7 @@ from index.models import Article
 EMBED_KEYS = ("title", "source", "published")  # what the embedded text carries besides the body
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 _MARGIN = 6  # the splitter sums piece sizes; joining pieces can add a token or two
+_FIELD_TOKENS = 64  # a longer title/source is bad input: cut in the chunks so the header fits
 
 
 def chunk_id(article_id: str, content_hash: str, position: int) -> str:
@@ -39,9 +40,9 @@ class Chunker:
         meta = {
             "article_id": article.id,
             "doc_hash": article.hash,
-            "title": article.title,
+            "title": self._cap(article.title),
             "url": article.url,
-            "source": article.source,
+            "source": self._cap(article.source),
             "published": article.published,
             "published_ts": article.published_ts,
             "authors": ", ".join(article.authors),
@@ -67,6 +68,20 @@ class Chunker:
 
     def embed_text(self, node: TextNode) -> str:
         return node.get_content(metadata_mode=MetadataMode.EMBED)
+
+    def _cap(self, value: str) -> str:
+        """``value`` cut to ``_FIELD_TOKENS`` tokens: a header longer than the window would
+        make the splitter raise and stop the whole run."""
+        if self.embedder.count_tokens(value) <= _FIELD_TOKENS:
+            return value
+        lo, hi = 0, len(value)
+        while lo < hi:  # longest prefix that fits, with room for the ellipsis
+            mid = (lo + hi + 1) // 2
+            if self.embedder.count_tokens(value[:mid]) < _FIELD_TOKENS:
+                lo = mid
+            else:
+                hi = mid - 1
+        return value[:lo].rstrip() + "…"
 
     def _fit(self, piece: str, header: str) -> list[str]:
         """Halve by words until header + piece fits the window; rare, so simple is fine."""

@@ -116,6 +116,7 @@ def _plan(
     on_error: Callable[[LoadError], None] | None,
 ) -> _Plan:
     plan = _Plan()
+    planned: set[str] = set()  # ids taken from an earlier path of this same run
     for path in paths:
         origin = str(Path(path).resolve())
         seen: set[str] = set()
@@ -139,6 +140,9 @@ def _plan(
             if item.id in seen:
                 continue  # same URL twice in one feed: the first copy wins
             seen.add(item.id)
+            if item.id in planned:
+                continue  # same article under two paths of one run: the first path wins
+            planned.add(item.id)
             old = manifest.get(item.id)
             if old is not None and old.get("hash") == item.hash:
                 plan.unchanged += 1

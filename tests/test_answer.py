@@ -1,0 +1,158 @@
+"""Offline answering on the seed corpus: cited answers, refusals, follow-ups, dates."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from index.answer import Answerer, QuestionError
+from index.prompts import REFUSAL
+from index.settings import Settings
+from index.text import sentences
+
+SEED_TITLE_WORD = "Azerbaijan"
+
+
+@pytest.fixture
+def answerer(seeded: Settings, embedder) -> Answerer:
+    return Answerer(seeded, embedder=embedder)
+
+
+def test_defence_question_cites_seed_article_with_date(answerer: Answerer) -> None:
+    answer = answerer.ask("What did Pakistan and Azerbaijan agree about defence hardware?")
+    assert not answer.refused
+    assert "[1]" in answer.text
+    first = answer.citations[0]
+    assert first.n == 1 and SEED_TITLE_WORD in first.title
+    assert first.published == "2025-01-24"
+    assert "MOU" in answer.text
+    assert first.quote and first.quote in answer.text  # quote is the sentence used
+
+
+def test_markers_are_compact_and_in_range(answerer: Answerer) -> None:
+    answer = answerer.ask("Which sectors did Pakistan and Azerbaijan discuss cooperation in?")
+    numbers = sorted({int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer.text)})
+    assert numbers == list(range(1, len(answer.citations) + 1))
+
+
+def test_unrelated_question_is_refused_with_see_also(answerer: Answerer) -> None:
+    answer = answerer.ask("Who won the 1998 FIFA World Cup final in Paris?")
+    assert answer.refused
+    assert answer.text.startswith(REFUSAL)
+    assert answer.citations == []
+
+
+def test_follow_up_uses_the_conversation(answerer: Answerer) -> None:
+    first = answerer.ask("What did Pakistan and Azerbaijan agree about defence hardware?", "c1")
+    follow = answerer.ask("and what about agriculture?", "c1")
+    assert not follow.refused
+    assert "cotton" in follow.text.lower()
+    assert follow.text != first.text
+    # Another conversation has no history: the bare follow-up has nothing to attach to.
+    other = answerer.ask("and what about agriculture?", "c2")
+    assert other.question == "and what about agriculture?"
+
+
+def test_tell_me_more_about_a_citation(answerer: Answerer) -> None:
+    answerer.ask("What did Pakistan and Azerbaijan agree about defence hardware?", "c3")
+    more = answerer.ask("tell me more about [1]", "c3")
+    assert not more.refused
+    assert all(SEED_TITLE_WORD in c.title for c in more.citations)
+
+
+def test_date_filter_excludes_other_periods(answerer: Answerer) -> None:
+    hit = answerer.ask("What happened with rail workers in June 2022?")
+    assert not hit.refused and "rail workers" in hit.text.lower()
+    miss = answerer.ask("What happened with rail workers in March 2021?")
+    assert miss.refused
+
+
+def test_as_of_hides_later_articles(answerer: Answerer) -> None:
+    answer = answerer.ask(
+        "What did Pakistan and Azerbaijan agree about defence hardware?",
+        as_of=date(2024, 12, 31),
+    )
+    assert answer.refused
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "?!", "x" * 5000])
+def test_malformed_questions_get_a_message(answerer: Answerer, bad: str) -> None:
+    with pytest.raises(QuestionError) as info:
+        answerer.ask(bad)
+    assert str(info.value)
+
+
+def test_sentence_splitter_keeps_abbreviations() -> None:
+    text = "Dr. Smith met the U.S. team on Friday. Prices rose 3.5% in May. Why? Nobody knows."
+    assert sentences(text) == [
+        "Dr. Smith met the U.S. team on Friday.",
+        "Prices rose 3.5% in May.",
+        "Why?",
+        "Nobody knows.",
+    ]
+
+
+def test_ask_json_cli(seeded: Settings) -> None:
+    env = {
+        "NEWSDESK_DATA_DIR": str(seeded.data_dir),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(seeded.data_dir),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "ask",
+            "What did Pakistan and Azerbaijan agree about defence?",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) >= {"text", "refused", "citations"}
+    assert data["refused"] is False
+    assert {"n", "title", "source", "published", "url", "quote"} <= set(data["citations"][0])
+
+
+def test_repl_through_stdin(seeded: Settings) -> None:
+    env = {
+        "NEWSDESK_DATA_DIR": str(seeded.data_dir),
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(seeded.data_dir),
+    }
+    script = "\n".join(
+        [
+            "What did Pakistan and Azerbaijan agree about defence hardware?",
+            "and what about agriculture?",
+            "/sources",
+            "/reset",
+            "/help",
+            "/nonsense",
+            "",
+            "/quit",
+        ]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat"],
+        input=script,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "MOU" in out and "cotton" in out.lower()
+    assert "Sources" in out and "2025-01-24" in out
+    assert "Conversation forgotten." in out
+    assert "Unknown command /nonsense" in out
+    assert "Traceback" not in out + proc.stderr
