@@ -257,6 +257,29 @@ def evaluate(
             out.print(f"{key:>20}: {value}")
 
 
+@app.command()
+def telegram(
+    webhook_url: Annotated[
+        str | None,
+        typer.Option("--webhook-url", help="Public HTTPS URL: webhook mode instead of polling."),
+    ] = None,
+    listen: Annotated[
+        str | None, typer.Option("--listen", help="Webhook listen address (default: settings).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Webhook listen port (default: settings).")
+    ] = None,
+) -> None:
+    """Run the Telegram bot (long polling, or a webhook with --webhook-url)."""
+    from bot.telegram import TelegramConfigError, run
+
+    try:
+        run(_settings(), webhook_url=webhook_url, listen=listen, port=port)
+    except TelegramConfigError as exc:
+        print(f"newsdesk: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+
+
 def _parse_date(value: str | None) -> date | None:
     if value is None:
         return None

@@ -18,7 +18,7 @@ from index.extract import Evidence, pick, score_sentences
 from index.history import History, Turn, open_history
 from index.models import Answer, Citation
 from index.prompts import REFUSAL
-from index.retrieve import ArticleHit, Query, Retriever
+from index.retrieve import ArticleHit, Query, Retriever, day_ts
 from index.settings import Settings
 from index.store import Store
 from index.text import terms
@@ -47,6 +47,7 @@ class Resolved:
     context: str = ""  # a follow-up's earlier question: its topic, weighted lower
     already_said: frozenset[str] = frozenset()  # quotes the previous answer used
     focus: str = ""  # what the sentences must answer: the new question itself
+    as_of: date | None = None
 
 
 class Answerer:
@@ -166,7 +167,7 @@ class Answerer:
         )
         hits = self.retriever.retrieve(query, k=k or self.settings.top_k)
         focus = question if context else standalone
-        return Resolved(question, standalone, query, hits, context, already_said, focus)
+        return Resolved(question, standalone, query, hits, context, already_said, focus, as_of)
 
     def _answer(self, resolved: Resolved) -> Answer:
         answer = self._offline(resolved)
@@ -182,18 +183,29 @@ class Answerer:
             return answer
 
     def _offline(self, resolved: Resolved) -> Answer:
-        idf = self.retriever.bm25.get().idf()
+        keyword_index = self.retriever.bm25.get()
         evidence = score_sentences(
             resolved.focus or resolved.standalone,
             resolved.hits,
-            idf,
+            keyword_index.idf(),
             context=resolved.context,
             avoid=resolved.already_said,
+            boilerplate=keyword_index.boilerplate,
+            embed=self.retriever.embedder.embed,
         )
+        evidence = [e for e in evidence if not self._stale(e.hit, resolved.as_of)]
         confidence = evidence[0].score if evidence else 0.0
         if confidence < self.settings.refusal_threshold:
             return refusal(resolved)
         return compose(pick(evidence), resolved.standalone)
+
+    def _stale(self, hit: ArticleHit, as_of: date | None) -> bool:
+        """Asked as of a day, a question is about that day's news: years-old articles
+        may share its words but not its events."""
+        if as_of is None or not self.settings.stale_after_days or hit.published_ts < 0:
+            return False
+        age_days = (day_ts(as_of) - hit.published_ts) / 86_400
+        return age_days > self.settings.stale_after_days
 
     def _remember(self, conversation_id: str | None, resolved: Resolved, answer: Answer) -> None:
         answer.question = resolved.standalone
@@ -248,7 +260,13 @@ def compose(chosen: list[Evidence], standalone: str) -> Answer:
             numbers[aid] = len(numbers) + 1
             citations.append(citation_for(numbers[aid], ev.hit, ev.sentence))
         parts.append(f"{ev.sentence} [{numbers[aid]}]")
-    return Answer(text=" ".join(parts), citations=citations, question=standalone)
+    text = " ".join(parts)
+    lead = chosen[0].hit.title.strip() if chosen else ""
+    # Quoted sentences often lean on their headline ("the show", "the team"): lead with it
+    # when it names something the sentences don't.
+    if lead and set(terms(lead)) - set(terms(text)):
+        text = f"{lead.rstrip('.')}: {text}"
+    return Answer(text=text, citations=citations, question=standalone)
 
 
 def refusal(resolved: Resolved) -> Answer:

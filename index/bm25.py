@@ -8,6 +8,7 @@ it is never rebuilt per question.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -22,12 +23,15 @@ import Stemmer
 
 from index.settings import Settings
 from index.store import Store
+from index.text import sentences
 
 log = logging.getLogger(__name__)
 
 _STEMMER = Stemmer.Stemmer("english")
 _PAGE = 5000
-CHECK_EVERY = 1.0  # seconds between version checks; a query in between uses what it has
+BOILERPLATE_ARTICLES = 4  # a sentence in this many articles is furniture, not news
+CHECK_EVERY = 1.0
+FORMAT = 2  # bump when what is saved changes: old folders are then rebuilt, not misread  # seconds between version checks; a query in between uses what it has
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -43,6 +47,7 @@ class Bm25Index:
     ids: list[str]
     article_ids: list[str]
     published_ts: np.ndarray
+    boilerplate: frozenset[str] = frozenset()  # keys of sentences repeated across articles
     _idf: dict[str, float] | None = None
 
     def idf(self) -> dict[str, float]:
@@ -109,7 +114,32 @@ def build(store: Store, version: int) -> Bm25Index:
     if texts:
         retriever = bm25s.BM25()
         retriever.index(tokenize_ids(texts), show_progress=False)
-    return Bm25Index(version, retriever, ids, article_ids, np.asarray(stamps, dtype=np.int64))
+    return Bm25Index(
+        version,
+        retriever,
+        ids,
+        article_ids,
+        np.asarray(stamps, dtype=np.int64),
+        find_boilerplate(texts, article_ids),
+    )
+
+
+def sentence_key(sentence: str) -> str:
+    return hashlib.blake2b(" ".join(sentence.lower().split()).encode(), digest_size=8).hexdigest()
+
+
+def find_boilerplate(texts: list[str], article_ids: list[str]) -> frozenset[str]:
+    """Sentences found in several different articles are page furniture ("How relevant is
+    this ad to you?"), not news: the answerer never quotes them."""
+    seen: dict[str, str] = {}
+    repeated: dict[str, set[str]] = {}
+    for text, article in zip(texts, article_ids):
+        for sentence in sentences(text):
+            key = sentence_key(sentence)
+            first = seen.setdefault(key, article)
+            if first != article:
+                repeated.setdefault(key, {first}).add(article)
+    return frozenset(k for k, arts in repeated.items() if len(arts) >= BOILERPLATE_ARTICLES)
 
 
 def tokenize_ids(texts: list[str]) -> bm25s.tokenization.Tokenized:
@@ -120,12 +150,20 @@ def save(index: Bm25Index, settings: Settings) -> None:
     """Write to a temporary folder, then rename: readers never see half an index."""
     root = _dir(settings)
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"v{index.version}"
+    final = root / f"v{index.version}-f{FORMAT}"
     tmp = root / f".v{index.version}.{time.time_ns()}"
     tmp.mkdir()
     if index.retriever is not None:
         index.retriever.save(str(tmp / "bm25"))
-    (tmp / "ids.json").write_text(json.dumps({"ids": index.ids, "articles": index.article_ids}))
+    (tmp / "ids.json").write_text(
+        json.dumps(
+            {
+                "ids": index.ids,
+                "articles": index.article_ids,
+                "boilerplate": sorted(index.boilerplate),
+            }
+        )
+    )
     np.save(tmp / "ts.npy", index.published_ts)
     try:
         tmp.rename(final)
@@ -137,7 +175,7 @@ def save(index: Bm25Index, settings: Settings) -> None:
 
 
 def load(settings: Settings, version: int) -> Bm25Index | None:
-    path = _dir(settings) / f"v{version}"
+    path = _dir(settings) / f"v{version}-f{FORMAT}"
     try:
         meta = json.loads((path / "ids.json").read_text())
         ts = np.load(path / "ts.npy")
@@ -148,7 +186,8 @@ def load(settings: Settings, version: int) -> Bm25Index | None:
         if path.exists():
             log.warning("BM25 index at %s unreadable (%s); rebuilding", path, exc)
         return None
-    return Bm25Index(version, retriever, meta["ids"], meta["articles"], ts)
+    boilerplate = frozenset(meta.get("boilerplate", []))
+    return Bm25Index(version, retriever, meta["ids"], meta["articles"], ts, boilerplate)
 
 
 class Bm25Cache:

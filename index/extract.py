@@ -8,14 +8,20 @@ quote shown for each citation is exactly the sentence used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
+from index.bm25 import sentence_key
 from index.retrieve import ArticleHit
 from index.text import sentences, terms
 
 MAX_SENTENCES = 3
 ARTICLES_READ = 4  # sentences come from the top few articles only
-DEFAULT_IDF = 4.0  # for terms the BM25 vocabulary has never seen: rare by definition
+DEFAULT_IDF = 4.0
+RERANK = 16  # lexical candidates re-scored by embedding similarity
+SIMILARITY_WEIGHT = 0.5  # for terms the BM25 vocabulary has never seen: rare by definition
 
 
 @dataclass
@@ -49,6 +55,8 @@ def score_sentences(
     *,
     context: str = "",
     avoid: frozenset[str] = frozenset(),
+    boilerplate: frozenset[str] = frozenset(),
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> list[Evidence]:
     """Rank candidate sentences; ``context`` is the earlier topic of a follow-up, and
     ``avoid`` holds sentences already given (a follow-up wants something new)."""
@@ -62,6 +70,8 @@ def score_sentences(
                 key = sentence.lower()
                 n_words = len(sentence.split())
                 if key in seen or n_words < 5 or n_words > 80:
+                    continue
+                if boilerplate and sentence_key(sentence) in boilerplate:
                     continue
                 seen.add(key)
                 sentence_terms = set(terms(sentence))
@@ -77,7 +87,21 @@ def score_sentences(
                 )
                 out.append(Evidence(sentence, hit, rank, (passage.position, i), cov, score))
     out.sort(key=lambda e: e.score, reverse=True)
+    if embed is not None and out:
+        _rerank(question, out, embed)
     return out
+
+
+def _rerank(question: str, evidence: list[Evidence], embed: Callable) -> None:
+    """Meaning, not just shared words: the best lexical candidates are re-scored with the
+    embedder's question-sentence similarity (a few short sentences: milliseconds)."""
+    head = evidence[:RERANK]
+    vectors = embed([question] + [e.sentence for e in head])
+    sims = vectors[1:] @ vectors[0]
+    for ev, sim in zip(head, sims):
+        ev.score += SIMILARITY_WEIGHT * float(sim)
+    head.sort(key=lambda e: e.score, reverse=True)
+    evidence[: len(head)] = head
 
 
 def pick(evidence: list[Evidence], max_sentences: int = MAX_SENTENCES) -> list[Evidence]:
@@ -88,6 +112,9 @@ def pick(evidence: list[Evidence], max_sentences: int = MAX_SENTENCES) -> list[E
     for candidate in evidence[1:]:
         if len(chosen) >= max_sentences or candidate.score < 0.75 * evidence[0].score:
             break
+        # Another article must be nearly as good as the best to be cited beside it.
+        if candidate.hit is not evidence[0].hit and candidate.score < 0.9 * evidence[0].score:
+            continue
         new_terms = set(terms(candidate.sentence))
         if any(_jaccard(new_terms, set(terms(c.sentence))) > 0.5 for c in chosen):
             continue

@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         gt=0,
         description="For 'latest'/'recent' questions: age that halves an article's weight.",
     )
+    stale_after_days: int = Field(
+        365,
+        ge=0,
+        description=(
+            "With an as-of date, evidence published more than this many days before it is "
+            "too old to answer a question about that day's news (0: never stale)."
+        ),
+    )
     reference_date: date | None = Field(
         None, description="Date that 'today', 'last week' etc. refer to (default: today)."
     )

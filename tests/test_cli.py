@@ -1,0 +1,195 @@
+"""The `newsdesk` command as other tools call it: subprocesses, JSON on stdout, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import OTHER_ARTICLES, SEED
+
+SEED_TITLE = (
+    "Pakistan and Azerbaijan agree to deepen trade, energy and defence cooperation "
+    "at Joint Ministerial Commission"
+)
+SUMMARY_KEYS = {"added", "updated", "unchanged", "removed", "failed", "chunks", "seconds"}
+
+
+def cli_env(data_dir: Path, corpus_dir: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment minus any newsdesk/LLM/Telegram configuration."""
+    drop = ("NEWSDESK_", "OPENAI_", "TELEGRAM_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env |= {"NEWSDESK_DATA_DIR": str(data_dir), "NEWSDESK_CORPUS_DIR": str(corpus_dir), **extra}
+    return env
+
+
+def newsdesk(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
+        cwd=cwd,  # away from the repo's .env
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@dataclass
+class Indexed:
+    root: Path
+    env: dict[str, str]
+    first: subprocess.CompletedProcess[str]  # with one bad file
+    second: subprocess.CompletedProcess[str]  # bad file deleted, plain summary
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Indexed:
+    root = tmp_path_factory.mktemp("cli")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED, corpus / SEED.name)
+    (corpus / "other.jsonl").write_text(OTHER_ARTICLES + "\n", encoding="utf-8")
+    (corpus / "broken.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 20)
+    env = cli_env(root / "data", corpus)
+    first = newsdesk("index", "--json", env=env, cwd=root)
+    (corpus / "broken.md").unlink()
+    second = newsdesk("index", env=env, cwd=root)
+    return Indexed(root, env, first, second)
+
+
+def one_json_object(proc: subprocess.CompletedProcess[str]) -> dict:
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stdout
+    data = json.loads(lines[0])
+    assert isinstance(data, dict)
+    return data
+
+
+def test_index_json_summary_and_exit_1_on_a_failed_file(indexed: Indexed) -> None:
+    proc = indexed.first
+    assert proc.returncode == 1, proc.stderr
+    summary = one_json_object(proc)
+    assert summary.keys() >= SUMMARY_KEYS
+    assert (summary["added"], summary["updated"], summary["unchanged"]) == (4, 0, 0)
+    assert (summary["removed"], summary["failed"]) == (0, 1)
+    assert summary["chunks"] >= 5 and type(summary["chunks"]) is int
+    assert isinstance(summary["seconds"], float) and summary["seconds"] >= 0
+    # one line on stderr names the file and the reason; no traceback
+    bad = [line for line in proc.stderr.splitlines() if "broken.md" in line]
+    assert len(bad) == 1 and "binary file" in bad[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_index_rerun_prints_a_summary_and_exits_0(indexed: Indexed) -> None:
+    proc = indexed.second
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1
+    for part in ("added 0", "updated 0", "unchanged 4", "removed 0", "failed 0", "0 chunks"):
+        assert part in lines[0], lines[0]
+
+
+def test_status_json(indexed: Indexed) -> None:
+    proc = newsdesk("status", "--json", env=indexed.env, cwd=indexed.root)
+    assert proc.returncode == 0, proc.stderr
+    status = one_json_object(proc)
+    first = one_json_object(indexed.first)
+    assert type(status["articles"]) is int and type(status["chunks"]) is int
+    assert status["articles"] == 4
+    assert status["chunks"] == first["chunks"]
+    assert status["store_mode"] == "embedded"
+    assert status["data_dir"] == str((indexed.root / "data").resolve())
+    assert status["embedder"].startswith("onnx:all-MiniLM-L6-v2")
+    assert status["last_indexed"]
+
+
+def test_search_json_finds_the_seed_article(indexed: Indexed) -> None:
+    proc = newsdesk("search", "defence MOU", "-k", "2", "--json", env=indexed.env, cwd=indexed.root)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert isinstance(rows, list) and len(rows) == 2  # -k 2 of the 4 articles
+    for row in rows:
+        assert {"url", "title", "source", "published", "score", "text"} <= row.keys()
+        assert isinstance(row["score"], float) and isinstance(row["text"], str)
+    top = rows[0]
+    assert top["title"] == SEED_TITLE
+    assert (top["source"], top["published"], top["url"]) == ("newsdesk seed", "2025-01-24", "")
+    assert "MOU" in top["text"]
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert len({r["title"] for r in rows}) == len(rows)  # one row per article
+
+
+def test_ask_json(indexed: Indexed) -> None:
+    proc = newsdesk(
+        "ask",
+        "What did Pakistan and Azerbaijan agree about defence hardware?",
+        "--json",
+        env=indexed.env,
+        cwd=indexed.root,
+    )
+    assert proc.returncode == 0, proc.stderr
+    answer = one_json_object(proc)
+    assert {"text", "refused", "citations"} <= answer.keys()
+    assert answer["refused"] is False
+    assert isinstance(answer["text"], str) and "[1]" in answer["text"]
+    assert answer["citations"][0]["title"] == SEED_TITLE
+    assert answer["citations"][0]["published"] == "2025-01-24"
+
+
+HELP = {
+    "": ["index", "search", "status", "ask"],
+    "index": ["--rebuild", "--json", "Index articles"],
+    "search": ["-k", "--json", "QUERY"],
+    "status": ["--json", "indexed"],
+    "ask": ["--json", "--as-of", "QUESTION"],
+}
+
+# Every command's --help through the real entry point, in one interpreter (start-up is most
+# of the cost); the top-level --help also runs as `python -m bot.cli --help` below.
+HELP_DRIVER = """
+import contextlib, io, json, sys
+from bot.cli import main
+out = {}
+for command in sys.argv[1:]:
+    sys.argv = ["newsdesk", *command.split(), "--help"]
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+    out[command] = [code, buf.getvalue()]
+print(json.dumps(out))
+"""
+
+
+def test_help_of_each_command(tmp_path: Path) -> None:
+    env = cli_env(tmp_path / "data", tmp_path / "corpus") | {"COLUMNS": "200"}
+    top = newsdesk("--help", env=env, cwd=tmp_path)
+    assert top.returncode == 0, top.stderr
+    assert "Usage" in top.stdout and all(word in top.stdout for word in HELP[""])
+    proc = subprocess.run(
+        [sys.executable, "-c", HELP_DRIVER, *HELP],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout.splitlines()[-1])
+    for command, words in HELP.items():
+        code, text = results[command]
+        assert code == 0, (command, text)
+        assert "Usage" in text, (command, text)
+        for word in words:
+            assert word in text, (command, word)
+    assert not (tmp_path / "data").exists()  # --help touches nothing
