@@ -494,7 +494,8 @@ class NewsdeskBot:
             if entity.user and entity.user.id == bot.id:
                 text = text.replace(value, " ", 1)
         if bot.username:
-            text = re.sub(rf"(?<!\w)@{re.escape(bot.username)}\b", " ", text, flags=re.I)
+            # "@bot, what ..." / "hey @bot: what ...": the punctuation goes with the mention.
+            text = re.sub(rf"(?<!\w)@{re.escape(bot.username)}\b[,:;]?", " ", text, flags=re.I)
         return " ".join(text.split()).strip(" ,:;")
 
     @staticmethod

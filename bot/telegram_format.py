@@ -77,6 +77,7 @@ class _Cut:
     pos: int
     open_tags: tuple[str, ...]  # opening tags of the elements still open at `pos`
     cost: int  # length of the part before the cut, with its closing tags
+    shown: int  # visible characters before the cut: a cut must leave some in the part
 
 
 def split_message(text: str, limit: int = MAX_MESSAGE, *, html_mode: bool = True) -> list[str]:
@@ -115,18 +116,22 @@ def _cuts(text: str, html_mode: bool) -> list[_Cut]:
     closing_len = 0
     pos = 0
     prefix16 = 0  # UTF-16 length of text[:pos]
+    shown = 0
     for m in [*atom.finditer(text), None]:
         end = m.start() if m else len(text)
         for i in range(pos, end):  # plain characters: a cut may fall before each
             if i > 0:
-                cuts.append(_Cut(i, tuple(stack), prefix16 + closing_len))
+                cuts.append(_Cut(i, tuple(stack), prefix16 + closing_len, shown))
             prefix16 += 2 if ord(text[i]) > 0xFFFF else 1
+            shown += 1
         if m is None:
             break
         if m.start() > 0:
-            cuts.append(_Cut(m.start(), tuple(stack), prefix16 + closing_len))
+            cuts.append(_Cut(m.start(), tuple(stack), prefix16 + closing_len, shown))
         token = m[0]
         prefix16 += utf16_len(token)
+        if not (html_mode and token.startswith("<")):
+            shown += 1
         if html_mode and token.startswith("<"):
             m_tag = _TAG_NAME.match(token)
             close, name = (m_tag[1], m_tag[2]) if m_tag else ("", "")
@@ -140,7 +145,7 @@ def _cuts(text: str, html_mode: bool) -> list[_Cut]:
                 stack.append(token)
                 closing_len += len(name) + 3
         pos = m.end()
-    cuts.append(_Cut(len(text), tuple(stack), prefix16 + closing_len))
+    cuts.append(_Cut(len(text), tuple(stack), prefix16 + closing_len, shown))
     return cuts
 
 
@@ -163,10 +168,14 @@ def _kind(text: str, pos: int) -> int:
 
 
 def _best_cut(text: str, limit: int, html_mode: bool) -> _Cut:
-    fitting = [c for c in _cuts(text, html_mode) if 0 < c.cost <= limit and c.pos < len(text)]
+    # A part must show something: a cut right after an opening tag would reopen that tag in
+    # the next part and never make progress.
+    fitting = [
+        c for c in _cuts(text, html_mode) if c.shown > 0 and c.cost <= limit and c.pos < len(text)
+    ]
     if not fitting:
-        # Nothing fits (one atom longer than the limit): cut the raw text; malformed but rare.
-        return _Cut(min(len(text) - 1, limit), (), limit)
+        # Nothing fits (a tag longer than the limit): cut the raw text; malformed but rare.
+        return _Cut(min(len(text) - 1, limit), (), limit, 1)
     best: dict[int, _Cut] = {}
     for cut in fitting:
         kind = _kind(text, cut.pos) if not cut.open_tags else 5

@@ -91,7 +91,7 @@ def check_citations(text: str, hits: list[ArticleHit]) -> Answer:
         valid = [i for i in dict.fromkeys(cited) if 0 <= i < len(hits)]
         # Out-of-range markers cite nothing: such a sentence is treated as uncited.
         candidates = valid or range(len(hits))
-        scored = [(i, support(claim_terms, claim_numbers, sources[i])) for i in candidates]
+        scored = [(i, _support(claim_terms, claim_numbers, sources[i])) for i in candidates]
         supported = [(i, s) for i, s in scored if s.score >= SUPPORT_THRESHOLD]
         if not valid:  # uncited: cite the one source that supports it best
             supported = sorted(supported, key=lambda pair: -pair[1].score)[:1]
@@ -121,7 +121,7 @@ def is_refusal(text: str) -> bool:
     return cleaned.startswith(REFUSAL.rstrip(".").lower())
 
 
-def support(claim_terms: set[str], claim_numbers: set[str], source: _Source) -> Support:
+def _support(claim_terms: set[str], claim_numbers: set[str], source: _Source) -> Support:
     """The best support one sentence of ``source`` gives the claim; two adjacent sentences
     only when no single one is enough (so the quote stays one sentence when it can)."""
     best = _best(claim_terms, claim_numbers, source, source.sentences)

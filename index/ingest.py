@@ -133,7 +133,7 @@ def _plan(
         ):
             if isinstance(item, LoadError):
                 plan.errors.append(item)
-                failed_files.add(item.path.split("#", 1)[0])
+                failed_files.add(_file_key(item.path))
                 if on_error:
                     on_error(item)
                 continue
@@ -153,7 +153,7 @@ def _plan(
             # read this time keeps its articles (bad input loses nothing).
             if meta.get("origin") != origin or article_id in seen:
                 continue
-            if str(meta.get("file", "")).split("#", 1)[0] in failed_files:
+            if _file_key(str(meta.get("file", ""))) in failed_files:
                 continue
             plan.removed.append(article_id)
     return plan
@@ -247,12 +247,17 @@ def _chroma_metadata(node: TextNode) -> dict:
     return {k: ("" if v is None else v) for k, v in meta.items()}
 
 
+def _file_key(path: str) -> str:
+    """The file an article or error came from, absolute: `corpus` and `/abs/corpus` agree."""
+    return str(Path(path.split("#", 1)[0]).resolve())
+
+
 def _manifest_record(article: Article, origin: str, n_chunks: int) -> dict:
     return {
         "hash": article.hash,
         "n_chunks": n_chunks,
         "origin": origin,
-        "file": article.path,
+        "file": _file_key(article.path),
         "title": article.title,
         "url": article.url,
         "source": article.source,

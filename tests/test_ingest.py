@@ -245,6 +245,26 @@ def test_file_failing_on_rerun_keeps_its_articles(
     assert_consistent(store)
 
 
+def test_failing_file_kept_when_the_folder_is_given_as_a_relative_path(
+    indexed: tuple[Settings, Path, Store],
+    embedder: LocalEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`newsdesk index` (absolute default) then `newsdesk index corpus` (relative): same folder."""
+    settings, corpus, store = indexed
+    before = chunk_map(store)
+    (corpus / SEED.name).write_bytes(b"\x00\x01\x02 garbage")
+    monkeypatch.chdir(corpus.parent)
+    for spelling in ("corpus", "./corpus/", "corpus/../corpus"):
+        summary = index_paths([Path(spelling)], settings, embedder=embedder)
+        assert (summary.failed, summary.removed, summary.unchanged) == (1, 0, 3), spelling
+    assert chunk_map(store) == before
+    (corpus / SEED.name).unlink()  # gone for real: now it goes
+    summary = index_paths([Path("corpus")], settings, embedder=embedder)
+    assert (summary.failed, summary.removed, summary.unchanged) == (0, 1, 3)
+    assert len(assert_consistent(store)) == 3
+
+
 def test_other_folders_are_left_alone(tmp_path: Path, embedder: LocalEmbedder) -> None:
     settings = make_settings(tmp_path)
     a, b = tmp_path / "a", tmp_path / "b"
