@@ -291,8 +291,7 @@ def _parse_date(value: str | None) -> date | None:
 
 def main() -> None:
     """Entry point: configure logging once, run the app, turn known errors into one line."""
-    from index.embed import EmbedderError
-    from index.store import StoreError
+    from index.errors import NewsdeskError
 
     try:
         settings = get_settings()
@@ -308,7 +307,7 @@ def main() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app()
-    except (StoreError, EmbedderError) as exc:
+    except NewsdeskError as exc:
         print(f"newsdesk: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:

@@ -26,6 +26,9 @@ from index.store import Store
 from index.text import sentences
 
 log = logging.getLogger(__name__)
+# bm25s sets its own logger to DEBUG at import, which would print through any handler the
+# entry point configures; put it back to the library default.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _STEMMER = Stemmer.Stemmer("english")
 _PAGE = 5000

@@ -19,16 +19,13 @@ import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from pydantic import PrivateAttr
 
+from index.errors import EmbedderError
 from index.settings import Settings
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_TOKENS = 256  # all-MiniLM-L6-v2's window, [CLS] and [SEP] included
 DIM = 384
-
-
-class EmbedderError(RuntimeError):
-    """The embedder cannot be set up (missing or altered model files)."""
 
 
 class Embedder(Protocol):

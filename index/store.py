@@ -16,18 +16,11 @@ from typing import Any
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 
+from index.errors import EmbedderMismatch, StoreError
 from index.settings import Settings
 
 STATE_ID = "__state__"
 _PAGE = 5000  # Chroma caps how many records one get() returns in server mode; page through.
-
-
-class StoreError(RuntimeError):
-    """The index cannot be used (server down, embedder mismatch, ...). Message is user-facing."""
-
-
-class EmbedderMismatch(StoreError):
-    pass
 
 
 def make_client(settings: Settings) -> Any:

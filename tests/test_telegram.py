@@ -349,7 +349,7 @@ def test_safe_filename() -> None:
     assert safe_filename("/etc/passwd") == "passwd"
     assert safe_filename(".hidden.md") == "hidden.md"
     assert safe_filename("..") == "upload"
-    assert safe_filename("a b;c$(rm).jsonl") == "a_b_c_rm_.jsonl"
+    assert safe_filename("a b;c$(rm).jsonl") == "a_b_c_rm.jsonl"
     assert len(safe_filename("x" * 500 + ".md")) == 103
 
 

@@ -1,0 +1,17 @@
+"""User-facing failures, importable without loading any model or database code."""
+
+
+class NewsdeskError(RuntimeError):
+    """A failure whose message is meant for the user, in one line."""
+
+
+class StoreError(NewsdeskError):
+    """The index cannot be used (server down, embedder mismatch, ...)."""
+
+
+class EmbedderMismatch(StoreError):
+    """The collection was built with another embedder."""
+
+
+class EmbedderError(NewsdeskError):
+    """The embedder cannot be set up (missing or altered model files)."""
