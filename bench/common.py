@@ -320,7 +320,8 @@ def section_preamble(machine: Machine, started: datetime) -> str:
         else "- newsdesk settings: defaults (offline answers, embedded Chroma, local embedder)"
     )
     return (
-        f"- date: {started:%Y-%m-%d %H:%M} (took {_elapsed(started)})\n"
+        f"- date: {started:%Y-%m-%d %H:%M} (took {_elapsed(started)}; load average at end "
+        f"{', '.join(f'{x:.2f}' for x in os.getloadavg())})\n"
         f"{machine.markdown()}\n"
         f"{env}\n"
         f"- command: `{command_line()}` (from the repository root)\n"

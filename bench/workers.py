@@ -145,6 +145,7 @@ def starter(corpus: Path, folder: Path, marker: dict) -> dict:
         "chunks": chunks,
         "seconds": seconds,
         "tokens": sum(lengths),
+        "embedded_tokens": sum(min(n, window) for n in lengths),
         "truncated_chunks": sum(n > window for n in lengths),
         "dropped_token_share": sum(max(0, n - window) for n in lengths) / total,
     }

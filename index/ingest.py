@@ -15,6 +15,7 @@ re-run) and the docstore stays empty with Chroma, so they cannot tell what is al
 
 from __future__ import annotations
 
+import errno
 import logging
 import queue
 import threading
@@ -29,6 +30,7 @@ from llama_index.core.vector_stores.utils import node_to_metadata_dict
 from index.chunk import Chunker, chunk_id
 from index.corpus import iter_articles
 from index.embed import Embedder, get_embedder
+from index.errors import StoreError
 from index.models import Article, IndexSummary, LoadError
 from index.settings import Settings
 from index.store import IndexState, Store
@@ -198,8 +200,19 @@ def _write(
         jobs.put(None)
         thread.join()
     if failure:
-        raise failure[0]
+        raise _write_error(failure[0]) from failure[0]
     return total
+
+
+def _write_error(exc: BaseException) -> BaseException:
+    """A full disk or a dead server mid-write is one line for the user; the index keeps its
+    dirty mark, so the next run repairs it and the articles already written stay usable."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return exc
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "full" in text.lower():
+        return StoreError(f"cannot write the index: disk full ({text}); free space and re-run")
+    return StoreError(f"cannot write the index: {type(exc).__name__}: {text}; re-run to resume")
 
 
 def _batches(

@@ -1,0 +1,416 @@
+"""Answer benchmark: `newsdesk eval` on the dev set beside LlamaIndex's starter and BM25/dense
+alone, warm latency, and the cold start of `newsdesk ask`.
+
+One run, on one machine:
+
+1. newsdesk: ``newsdesk index CORPUS --json`` (incremental: a no-op on a reused data dir),
+   then ``newsdesk eval dev.jsonl --corpus CORPUS --json`` in a subprocess, offline mode
+   (no LLM settings passed on) -> hit@1/5/10, MRR@10, accuracy, citation precision,
+   refusal rate, false refusals, p50/p95 latency (warm: one process answers them all);
+2. cold start: ``newsdesk ask "QUESTION" --json`` against that index, 3 runs (median);
+3. baselines, in this process, on the same data with the same article-level definitions as
+   ``newsdesk eval`` (the retrieved chunks' distinct articles in rank order, first 10; a hit
+   is a gold URL after ``index.corpus.canonical_url``; answerable questions only):
+   a. LlamaIndex starter: dense only over ``VectorStoreIndex.from_documents`` chunks
+      (default splitter, same embedder) in its own Chroma folder, top K chunks;
+   b. BM25 alone over newsdesk's chunks (``Retriever.keyword``, no date filter), top K;
+   c. dense alone over newsdesk's chunks (``Retriever.dense``, no time awareness), top K;
+4. the targets of issue 3, pass/fail; printed and written to the "Answering" section of
+   ``bench/RESULTS.md``.
+
+Duration: dominated by indexing when no index is given. The full corpus is ~38k newsdesk
+chunks plus ~10k starter chunks at ~15-25 chunks/s on 2 cores: about 35-60 min to index
+both, then a few minutes for 202 questions. With ``--data-dir`` / ``--starter-dir`` from an
+earlier run (e.g. ``index_bench.py --limit 0 --keep``) it takes a few minutes. For a smoke
+run: ``--corpus corpus.jsonl --limit-articles 20 --limit-questions 6`` (~3 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from common import (
+    Machine,
+    RunResult,
+    bench_env,
+    count_lines,
+    mb,
+    median,
+    newsdesk_cmd,
+    percentile,
+    require_data,
+    run_measured,
+    run_worker,
+    secs,
+    section_preamble,
+    subset_jsonl,
+    table,
+    temp_dir,
+    update_results,
+    verdict,
+)
+
+SECTION = "Answering (bench/answer_bench.py)"
+RANKS = (1, 5, 10)
+# Issue 3's reference figures for the starter path (top 10 chunks, full corpus, dev set).
+REFERENCE = {"dense (starter)": (0.64, 0.42), "BM25": (0.65, 0.49), "hybrid RRF": (0.69, 0.50)}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Full size with a fresh index: about 35-60 min on 2 cores; with --data-dir and "
+        "--starter-dir reused: a few minutes.",
+    )
+    parser.add_argument(
+        "--limit-questions", type=int, default=0, help="first N dev questions (0 = all 202)"
+    )
+    parser.add_argument(
+        "--corpus",
+        default="corpus-full.jsonl",
+        help="corpus-full.jsonl (default, what the targets are stated for) or corpus.jsonl "
+        "(218 articles), or a path",
+    )
+    parser.add_argument(
+        "--limit-articles",
+        type=int,
+        default=0,
+        help="smoke runs only: first N articles of the corpus (0 = all); don't combine "
+        "with a reused --data-dir",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="newsdesk data dir to reuse (eval brings it up to date with the corpus); "
+        "default: a temp dir indexed by this run",
+    )
+    parser.add_argument(
+        "--starter-dir",
+        type=Path,
+        help="Chroma folder for the starter index: reused if this bench built it for the "
+        "same corpus, built there if empty; default: a temp dir",
+    )
+    parser.add_argument(
+        "--chunks",
+        type=int,
+        default=10,
+        help="chunks each baseline retrieves before grouping into articles (default 10)",
+    )
+    parser.add_argument("--cold-runs", type=int, default=3, help="cold `ask` runs (median)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone"
+    )
+    args = parser.parse_args()
+    dev, source = require_data("dev.jsonl", args.corpus)
+    machine, started = Machine(), datetime.now()
+
+    from index.evaluate import load_questions
+
+    questions = load_questions(dev)[: args.limit_questions or None]
+    with temp_dir("newsdesk-answer-bench-", keep=args.keep) as tmp:
+        corpus = subset_jsonl(source, args.limit_articles, tmp)
+        n_articles = count_lines(corpus)
+        data_dir = (args.data_dir or tmp / "data").resolve()
+        starter_dir = (args.starter_dir or tmp / "starter").resolve()
+        env = bench_env(data_dir)
+
+        # Indexing first, on its own, so the eval's wall time below is mostly answering
+        # (eval still gets --corpus, as the interface says; it finds nothing to do).
+        log(f"[1/5] newsdesk index: {n_articles} articles -> {data_dir}")
+        index_cmd = [*newsdesk_cmd(), "index", str(corpus), "--json"]
+        index_run = run_measured(index_cmd, env=env, cwd=tmp).check(ok=(0, 1))
+        indexed = index_run.json()
+
+        log(f"[2/5] newsdesk eval: {len(questions)} questions")
+        eval_cmd = [*newsdesk_cmd(), "eval", str(dev), "--corpus", str(corpus), "--json"]
+        eval_cmd += ["--limit", str(args.limit_questions)] if args.limit_questions else []
+        eval_run = run_measured(eval_cmd, env=env, cwd=tmp).check()
+        metrics = eval_run.json()
+
+        log(f"[3/5] cold `newsdesk ask`, {args.cold_runs} runs")
+        question = next((q for q in questions if q.get("answerable", True)), questions[0])
+        cold = [
+            run_measured(
+                [*newsdesk_cmd(), "ask", question["question"], "--json"], env=env, cwd=tmp
+            ).check()
+            for _ in range(args.cold_runs)
+        ]
+        for run in cold:
+            run.json()  # it must print its Answer object
+
+        log("[4/5] starter index")
+        marker = {"corpus": str(source.resolve()), "limit": args.limit_articles}
+        starter_note = _starter_index(starter_dir, corpus, marker, tmp)
+
+        log("[5/5] baselines (in process, same data)")
+        baselines = _baselines(data_dir, starter_dir, questions, args.chunks)
+
+        index_note = (
+            f"{indexed['added']:,} added, {indexed['unchanged']:,} unchanged, "
+            f"{indexed['chunks']:,} chunks written in {secs(indexed['seconds'])} "
+            f"(wall {secs(index_run.seconds)}, peak RSS {mb(index_run.peak_rss)})"
+        )
+        report = _report(
+            args,
+            n_articles,
+            len(questions),
+            metrics,
+            eval_run,
+            cold,
+            baselines,
+            starter_note,
+            index_note,
+        )
+        if args.keep:
+            report += f"\n\nKept: data dir `{data_dir}`, starter index `{starter_dir}`."
+    print(report)
+    if not args.no_write:
+        update_results(SECTION, section_preamble(machine, started) + "\n" + report)
+        log(f"written to the '{SECTION}' section of bench/RESULTS.md")
+
+
+def _starter_index(folder: Path, corpus: Path, marker: dict, tmp: Path) -> str:
+    """Reuse ``folder`` if this bench built it for the same corpus; else build it there."""
+    from workers import STARTER_MARKER
+
+    saved = folder / STARTER_MARKER
+    if saved.is_file():
+        built = json.loads(saved.read_text())
+        if {k: built.get(k) for k in marker} != marker:
+            sys.exit(
+                f"{folder} holds a starter index of {built.get('corpus')} "
+                f"(limit {built.get('limit')}), not of {marker['corpus']} "
+                f"(limit {marker['limit']}): give another --starter-dir"
+            )
+        return f"reused from `{folder}` ({built.get('chunks', '?')} chunks)"
+    if folder.exists() and any(folder.iterdir()):
+        sys.exit(f"{folder} is not empty and was not built by this bench: give another one")
+    out = tmp / "starter.json"
+    run = run_worker(
+        "starter",
+        [
+            *("--corpus", str(corpus), "--dir", str(folder)),
+            *("--marker", json.dumps(marker), "--out", str(out)),
+        ],
+        env=bench_env(),
+        cwd=tmp,
+    )
+    built = json.loads(out.read_text())
+    return (
+        f"built in this run: {built['chunks']:,} chunks in {secs(built['seconds'])} "
+        f"(wall {secs(run.seconds)}, peak RSS {mb(run.peak_rss)})"
+    )
+
+
+def _baselines(data_dir: Path, starter_dir: Path, questions: list[dict], k: int) -> dict[str, dict]:
+    import chromadb
+    from llama_index.core import VectorStoreIndex
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+    from workers import STARTER_COLLECTION
+
+    from index.embed import LlamaEmbedding, get_embedder
+    from index.retrieve import Query, Retriever
+    from index.settings import Settings
+    from index.store import Store
+
+    # The same offline, embedded configuration the subprocesses ran with (no .env file).
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=data_dir,
+        chroma_host=None,
+        openai_api_key=None,
+        openai_base_url=None,
+        embedder="local",
+    )
+    store = Store(settings)
+    embedder = get_embedder(settings)
+    retriever = Retriever(settings, store, embedder)
+    url_of = {aid: str(meta.get("url", "")) for aid, meta in store.manifest().items()}
+    bm25 = retriever.bm25.get()
+    article_of = dict(zip(bm25.ids, bm25.article_ids))
+
+    starter = VectorStoreIndex.from_vector_store(
+        ChromaVectorStore(
+            chroma_collection=chromadb.PersistentClient(path=str(starter_dir)).get_collection(
+                STARTER_COLLECTION
+            )
+        ),
+        embed_model=LlamaEmbedding(embedder),
+    ).as_retriever(similarity_top_k=k)
+
+    systems: dict[str, Callable[[str], list[str]]] = {
+        "LlamaIndex starter (dense, default splitter)": lambda q: [
+            str(hit.node.metadata.get("url", "")) for hit in starter.retrieve(q)
+        ],
+        "BM25 alone (newsdesk chunks)": lambda q: [
+            url_of.get(article_of.get(cid, ""), "")
+            for cid, _ in retriever.keyword(Query(text=q), k)
+        ],
+        "dense alone (newsdesk chunks)": lambda q: [
+            str(meta.get("url", "")) for _, meta, _, _ in retriever.dense(Query(text=q), k)
+        ],
+    }
+    answerable = [q for q in questions if q.get("answerable", True)]
+    for search in systems.values():
+        search("warm-up")  # first-call costs (HNSW load, BM25 mmap) stay out of the latency
+    return {name: _score(search, answerable) for name, search in systems.items()}
+
+
+def _score(search: Callable[[str], list[str]], questions: list[dict]) -> dict:
+    """hit@1/5/10 and MRR@10 exactly as ``index.evaluate.evaluate`` counts them."""
+    from index.corpus import canonical_url
+
+    hits = dict.fromkeys(RANKS, 0)
+    rr = 0.0
+    latencies = []
+    for q in questions:
+        gold = {canonical_url(u) for u in q.get("gold_urls") or []}
+        started = time.perf_counter()
+        urls = search(q["question"])
+        latencies.append((time.perf_counter() - started) * 1000)
+        ranked: list[str] = []
+        for url in (canonical_url(u) for u in urls if u):
+            if url not in ranked:  # distinct articles, in the order first retrieved
+                ranked.append(url)
+        ranked = ranked[: max(RANKS)]
+        first = next((i for i, url in enumerate(ranked) if url in gold), None)
+        for r in RANKS:
+            hits[r] += first is not None and first < r
+        rr += 1.0 / (first + 1) if first is not None else 0.0
+    n = len(questions) or 1
+    return {
+        **{f"hit@{r}": hits[r] / n for r in RANKS},
+        "mrr@10": rr / n,
+        "p50_ms": percentile(latencies, 50),
+    }
+
+
+def _report(
+    args: argparse.Namespace,
+    n_articles: int,
+    n_questions: int,
+    m: dict,
+    eval_run: RunResult,
+    cold: list[RunResult],
+    baselines: dict[str, dict],
+    starter_note: str,
+    index_note: str,
+) -> str:
+    def f(x: float) -> str:
+        return f"{x:.3f}"
+
+    retrieval = table(
+        ["system", "hit@1", "hit@5", "hit@10", "MRR@10", "p50 ms"],
+        [
+            [
+                "**newsdesk** (hybrid, time-aware; eval)",
+                *(f(m[f"hit@{r}"]) for r in RANKS),
+                f(m["mrr@10"]),
+                f"{m['p50_ms']:.0f} (with answer)",
+            ],
+            *(
+                [name, *(f(b[f"hit@{r}"]) for r in RANKS), f(b["mrr@10"]), f"{b['p50_ms']:.0f}"]
+                for name, b in baselines.items()
+            ),
+        ],
+    )
+    answers = table(
+        ["metric", "newsdesk (offline)"],
+        [
+            ["answer accuracy (answerable)", f(m["accuracy"])],
+            ["citation precision", f(m["citation_precision"])],
+            ["refusal rate (unanswerable)", f(m["refusal_rate"])],
+            ["false refusal rate (answerable)", f(m["false_refusal_rate"])],
+            ["warm latency p50 / p95", f"{m['p50_ms']:.0f} / {m['p95_ms']:.0f} ms"],
+            [
+                f"cold `newsdesk ask` (median of {len(cold)})",
+                f"{secs(median([c.seconds for c in cold]))} "
+                f"(runs: {', '.join(secs(c.seconds) for c in cold)}; peak RSS "
+                f"{mb(max(c.peak_rss for c in cold))})",
+            ],
+            [
+                "questions (answerable / unanswerable)",
+                f"{m['n_answerable']} / {m['n_unanswerable']}",
+            ],
+            [
+                "`eval` subprocess (index already up to date)",
+                f"wall {secs(eval_run.seconds)}, peak RSS {mb(eval_run.peak_rss)}",
+            ],
+        ],
+    )
+    cold_s = median([c.seconds for c in cold])
+    targets = table(
+        ["target (issue 3)", "measured", "result"],
+        [
+            ["retrieval hit@5 >= 0.90", f(m["hit@5"]), verdict(m["hit@5"] >= 0.90)],
+            ["retrieval MRR@10 >= 0.75", f(m["mrr@10"]), verdict(m["mrr@10"] >= 0.75)],
+            ["answer accuracy >= 0.6", f(m["accuracy"]), verdict(m["accuracy"] >= 0.6)],
+            [
+                "citation precision >= 0.9",
+                f(m["citation_precision"]),
+                verdict(m["citation_precision"] >= 0.9),
+            ],
+            [
+                "refusal on unanswerable >= 0.8",
+                f(m["refusal_rate"]) if m["n_unanswerable"] else "no such question",
+                verdict(m["refusal_rate"] >= 0.8) if m["n_unanswerable"] else "n/a",
+            ],
+            [
+                "false refusals <= 0.1",
+                f(m["false_refusal_rate"]),
+                verdict(m["false_refusal_rate"] <= 0.1),
+            ],
+            ["warm p50 <= 60 ms", f"{m['p50_ms']:.0f} ms", verdict(m["p50_ms"] <= 60)],
+            ["warm p95 <= 200 ms", f"{m['p95_ms']:.0f} ms", verdict(m["p95_ms"] <= 200)],
+            ["cold `newsdesk ask` <= 3 s", secs(cold_s), verdict(cold_s <= 3.0)],
+        ],
+    )
+    reference = "; ".join(f"{k} {h:.2f} / {r:.2f}" for k, (h, r) in REFERENCE.items())
+    full = args.corpus.endswith("corpus-full.jsonl") and not args.limit_articles
+    notes = [
+        f"Corpus: `{args.corpus}`, "
+        + (f"its first {n_articles:,}" if args.limit_articles else f"{n_articles:,}")
+        + f" articles; questions: the first {n_questions} of dev.jsonl; data dir "
+        + ("reused (`--data-dir`)" if args.data_dir else "fresh")
+        + f", `newsdesk index`: {index_note}; starter index {starter_note}.",
+        f"Baselines retrieve the top {args.chunks} chunks, keep their distinct articles in "
+        "rank order (first 10), and count hits and reciprocal ranks over answerable questions "
+        "with `canonical_url`, as `newsdesk eval` does. They get the bare question: no date "
+        "filter, no as-of date, no recency. Their p50 is retrieval only; newsdesk's includes "
+        "the offline answer.",
+        f"Issue 3's reference figures for the starter path (hit@5 / MRR@10, full corpus): "
+        f"{reference}.",
+        "`eval` and `ask` ran with the LLM and Chroma-server settings removed from the "
+        "environment and from a temp working folder (no `.env`): offline answers, embedded "
+        "Chroma.",
+    ]
+    if not full or args.limit_questions:
+        notes.append(
+            "Not the full benchmark (targets are stated for corpus-full.jsonl and all 202 "
+            "dev questions): these figures are indicative only."
+        )
+    return (
+        "### Retrieval (article level)\n\n"
+        + retrieval
+        + "\n\n### Answers and latency\n\n"
+        + answers
+        + "\n\n### Targets\n\n"
+        + targets
+        + "\n\n### Notes\n\n"
+        + "\n".join(f"- {n}" for n in notes)
+    )
+
+
+if __name__ == "__main__":
+    main()
