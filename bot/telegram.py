@@ -36,7 +36,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -440,6 +440,10 @@ class NewsdeskBot:
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log the failure with its traceback; tell the user, without internals."""
+        if update is None and isinstance(context.error, NetworkError):
+            # Polling hiccups (timeouts, 502s): PTB retries by itself; no traceback spam.
+            log.warning("Telegram unreachable for a moment: %s", context.error)
+            return
         log.error("error while handling an update", exc_info=context.error)
         if not isinstance(update, Update) or update.effective_chat is None:
             return

@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 from bot.telegram import (
     ADMINS_ONLY,
     NOT_ALLOWED,
+    RATE_LIMIT_RETRIES,
     SOMETHING_WRONG,
     TEXT_PLEASE,
     UNKNOWN_COMMAND,
@@ -427,8 +428,14 @@ LLM_TEXT = (
 
 
 def test_streaming_edits_survive_429_and_llm_outage_shows_note(
-    tg: FakeTelegram, fake_openai: FakeOpenAI, seeded: Settings, embedder: Any
+    tg: FakeTelegram,
+    fake_openai: FakeOpenAI,
+    seeded: Settings,
+    embedder: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # PTB 22 warns inside RetryAfter() unless it may use timedelta (PTB 23's behaviour).
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
     settings = bot_settings(
         seeded,
         tg,
@@ -481,6 +488,34 @@ def test_group_streaming_edits_less_often(tg: FakeTelegram, tmp_path: Path) -> N
     assert len(tg.calls_to("sendMessage")) == 1
     assert len(tg.calls_to("editMessageText")) <= 2
     assert tg.texts(-5) == [shown(echo("stream please"))]
+
+
+def test_typing_until_the_answer_and_final_text_after_flood_limits(
+    tg: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.telegram
+
+    monkeypatch.setattr(bot.telegram, "TYPING_EVERY", 0.2)
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+    settings = bot_settings(tmp_path, tg)
+
+    def slow(question: str) -> Answer:
+        time.sleep(1.0)  # a slow answer: typing must be renewed meanwhile
+        return echo(question)
+
+    async def scenario(app: Application) -> None:
+        # More 429s than the rate limiter retries: the bot itself waits and sends again.
+        tg.fail_next("sendMessage", status=429, retry_after=1, times=RATE_LIMIT_RETRIES + 1)
+        tg.send_text(1, 1, "slow one?")
+        [answer] = await replies(tg, 1, 1)
+        assert answer["text"] == shown(echo("slow one?"))
+
+    run_bot(tg, settings, Stub(slow), scenario)
+    names = [method for method, params in tg.calls if params.get("chat_id") == 1]
+    first_send = names.index("sendMessage")
+    assert names[:first_send].count("sendChatAction") >= 3
+    assert "sendChatAction" not in names[first_send:]  # no "typing…" after the answer
+    assert names[first_send:] == ["sendMessage"] * (RATE_LIMIT_RETRIES + 2)
 
 
 # --- concurrency --------------------------------------------------------------------------------
