@@ -887,8 +887,8 @@ def _refresh_keyword_index(answerer: Any) -> None:
     # Bm25Cache re-reads the store version at most once a second; after our own re-index we
     # know it moved, so make the next question check at once (else it may miss a new upload).
     cache = getattr(getattr(answerer, "retriever", None), "bm25", None)
-    if cache is not None and hasattr(cache, "_checked"):
-        cache._checked = 0.0
+    if cache is not None:
+        cache.invalidate()
 
 
 # --- building and running --------------------------------------------------------------------

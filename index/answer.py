@@ -86,7 +86,7 @@ class Answerer:
         import asyncio
 
         resolved = await asyncio.to_thread(self.resolve, question, conversation_id, as_of=as_of)
-        answer = self._offline(resolved)
+        answer = await asyncio.to_thread(self._offline, resolved)
         if self.llm is not None and not answer.refused:
             from index.llm import LLMUnavailable, stream
 
@@ -191,7 +191,6 @@ class Answerer:
             context=resolved.context,
             avoid=resolved.already_said,
             boilerplate=keyword_index.boilerplate,
-            embed=self.retriever.embedder.embed,
         )
         evidence = [e for e in evidence if not self._stale(e.hit, resolved.as_of)]
         confidence = evidence[0].score if evidence else 0.0

@@ -203,6 +203,10 @@ class Bm25Cache:
         self._checked = 0.0
         self._lock = threading.Lock()
 
+    def invalidate(self) -> None:
+        """Check the store's version on the next call (e.g. right after this process indexed)."""
+        self._checked = 0.0
+
     def get(self) -> Bm25Index:
         now = time.monotonic()
         if self._index is not None and now - self._checked < CHECK_EVERY:
