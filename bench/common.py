@@ -357,3 +357,149 @@ def update_results(section_title: str, markdown: str, path: Path = RESULTS) -> N
         fh.write(text.rstrip("\n") + "\n")
         fh.flush()
         fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# --- helpers for the load and growth benchmarks -----------------------------------------------
+def read_jsonl(path: Path, limit: int = 0) -> list[dict]:
+    """The JSON objects of ``path``, one per non-empty line (first ``limit``; 0 = all)."""
+    rows: list[dict] = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            rows.append(json.loads(line))
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def dir_size(path: Path) -> int:
+    """Bytes allocated on disk by the files under ``path`` (like ``du``; sparse files count
+    only what they use)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(root, name))
+                total += st.st_blocks * 512 if hasattr(st, "st_blocks") else st.st_size
+    return total
+
+
+class RssSampler:
+    """Samples the RSS of one process (by default this one; ``children`` adds its
+    descendants) every ``interval`` s in a daemon thread. ``peak`` since the last
+    ``reset_peak()``; ``current()`` reads it now. Use as a context manager."""
+
+    def __init__(
+        self, pid: int | None = None, *, children: bool = False, interval: float = 0.05
+    ) -> None:
+        self.process = psutil.Process(pid)
+        self.children = children
+        self.interval = interval
+        self.peak = 0
+        self.samples = 0
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def current(self) -> int:
+        procs = [self.process]
+        if self.children:
+            with contextlib.suppress(psutil.Error):
+                procs += self.process.children(recursive=True)
+        total = 0
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def reset_peak(self) -> int:
+        """Start a new peak from the current RSS; returns it."""
+        self.peak = self.current()
+        return self.peak
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, self.current())
+            self.samples += 1
+            self._done.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.reset_peak()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+class ChromaServer:
+    """``chroma run --path PATH`` on 127.0.0.1 and a free port, until ``stop()`` (or the end
+    of a ``with`` block). Its output goes to ``log``; start-up waits for the heartbeat."""
+
+    def __init__(self, path: Path, log: Path, *, startup_timeout: float = 120.0) -> None:
+        self.path = path
+        self.log = log
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self.startup_timeout = startup_timeout
+        self.proc: psutil.Popen | None = None
+
+    def start(self) -> ChromaServer:
+        import httpx
+
+        chroma = Path(sys.executable).with_name("chroma")
+        if not chroma.exists():
+            raise RuntimeError(f"`chroma` not found beside {sys.executable}")
+        cmd = [str(chroma), "run", "--path", str(self.path), "--host", self.host]
+        cmd += ["--port", str(self.port)]
+        with self.log.open("wb") as out:  # the child keeps its own copy of the descriptor
+            self.proc = psutil.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + self.startup_timeout
+        url = f"http://{self.host}:{self.port}/api/v2/heartbeat"
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return self
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"`chroma run` did not start:\n{tail}")
+            time.sleep(0.2)
+
+    def rss(self) -> int:
+        if self.proc is None:
+            return 0
+        with contextlib.suppress(psutil.Error):
+            return self.proc.memory_info().rss
+        return 0
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(15)
+
+    def __enter__(self) -> ChromaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

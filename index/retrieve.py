@@ -130,6 +130,13 @@ class Retriever:
         hits: dict[str, ArticleHit] = {}
         passages: dict[str, Passage] = {}
         owner: dict[str, str] = {}  # chunk id -> article id
+        version: dict[str, str] = {}  # article id -> content hash its passages come from
+
+        def same_version(meta: dict) -> bool:
+            # While an article is being replaced, its old and new chunks coexist for a moment
+            # (new ones are written before old ones are deleted): show one version, not both.
+            doc_hash = str(meta.get("doc_hash", ""))
+            return version.setdefault(str(meta.get("article_id", "")), doc_hash) == doc_hash
 
         def hit_for(meta: dict) -> ArticleHit:
             aid = str(meta.get("article_id", ""))
@@ -146,6 +153,8 @@ class Retriever:
 
         rank = 0
         for chunk_id, meta, text, score in dense:
+            if not same_version(meta):
+                continue
             hit = hit_for(meta)
             if hit.dense_rank is None:
                 hit.dense_rank = rank
@@ -161,8 +170,10 @@ class Retriever:
         for chunk_id, score in keyword:
             if chunk_id in passages:
                 passage, hit = passages[chunk_id], hits[owner[chunk_id]]
-            elif chunk_id in fetched:  # gone from Chroma (re-indexed since): skip it
+            elif chunk_id in fetched:  # else gone from Chroma (re-indexed since): skip it
                 meta, text = fetched[chunk_id]
+                if not same_version(meta):
+                    continue
                 hit = hit_for(meta)
                 passage = Passage(chunk_id, text, int(meta.get("position", 0)))
                 passages[chunk_id] = passage

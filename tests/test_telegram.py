@@ -493,9 +493,9 @@ def test_group_streaming_edits_less_often(tg: FakeTelegram, tmp_path: Path) -> N
 def test_typing_until_the_answer_and_final_text_after_flood_limits(
     tg: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.telegram
+    import bot.telegram_delivery
 
-    monkeypatch.setattr(bot.telegram, "TYPING_EVERY", 0.2)
+    monkeypatch.setattr(bot.telegram_delivery, "TYPING_EVERY", 0.2)
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
     settings = bot_settings(tmp_path, tg)
 

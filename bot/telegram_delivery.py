@@ -1,0 +1,264 @@
+"""Getting text to a Telegram chat: "typing…", the streamed preview, and the final answer.
+
+The final text must arrive: it waits out flood limits (RetryAfter) beyond the rate limiter's
+own retries, and a part Telegram cannot parse as HTML is resent as plain text. Long texts are
+split with ``split_message``; the first part may replace the streaming preview.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dtm
+import logging
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import LinkPreviewOptions, Message, ReplyParameters
+from telegram.constants import ChatAction, ChatType, ParseMode
+from telegram.error import BadRequest, RetryAfter, TelegramError
+
+from bot.telegram_format import MAX_MESSAGE, escape, format_answer, html_to_plain, split_message
+from index.answer import QuestionError
+from index.models import Answer
+
+# One logger for the whole front end, as before it was split into modules.
+log = logging.getLogger("bot.telegram")
+
+FINAL_ATTEMPTS = 5  # the final answer waits out RetryAfter itself this often
+TYPING_EVERY = 4.0  # Telegram shows "typing" for ~5 s; renew a bit before it lapses
+EDIT_EVERY_PRIVATE = 1.0  # seconds between streaming edits in a private chat
+EDIT_EVERY_GROUP = 3.0  # groups have a 20 messages/minute flood limit
+PREVIEW_CHARS = 4000  # a streaming preview longer than this is cut (the final text is split)
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a big card for source 1 is just noise
+
+
+@dataclass
+class Target:
+    """Where replies go: the chat, its forum thread, and the message being answered."""
+
+    chat_id: int
+    thread_id: int | None
+    reply_to: int | None
+    private: bool
+
+    @classmethod
+    def of(cls, message: Message) -> Target:
+        return cls(
+            chat_id=message.chat.id,
+            thread_id=message.message_thread_id if message.is_topic_message else None,
+            reply_to=message.message_id,
+            private=message.chat.type == ChatType.PRIVATE,
+        )
+
+
+class Typing:
+    """Shows "typing…" from start() (or entering ``async with``) until stop(), renewed every
+    few seconds."""
+
+    def __init__(self, bot: Any, target: Target) -> None:
+        self.bot, self.target = bot, target
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> Typing:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aenter__(self) -> Typing:
+        return self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.bot.send_chat_action(
+                    self.target.chat_id, ChatAction.TYPING, message_thread_id=self.target.thread_id
+                )
+            except TelegramError as exc:  # liveness is best effort
+                log.debug("typing action failed: %s", exc)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), TYPING_EVERY)
+                return
+
+    async def stop(self) -> None:
+        """Stop renewing; waits for an action in flight so it cannot land after the text."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopped.set()
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, 2.0)
+
+
+def has_llm(answerer: Any) -> bool:
+    """True when answers come from an LLM (and stream), False for offline answers."""
+    return getattr(answerer, "llm", None) is not None
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    # PTB 22 gives an int (deprecated) or a timedelta, depending on PTB_TIMEDELTA.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dtm.timedelta) else float(value)
+
+
+# --- answering -------------------------------------------------------------------------------
+
+
+async def answer_question(
+    answerer: Any, bot: Any, target: Target, conversation: str, question: str
+) -> None:
+    """Typing, then the answer: streamed by editing one message when an LLM streams."""
+    preview_id: int | None = None
+    try:
+        async with Typing(bot, target) as typing:
+            if has_llm(answerer):
+                answer, preview_id = await _stream(
+                    answerer, bot, target, question, conversation, typing
+                )
+            else:
+                answer = await asyncio.to_thread(answerer.ask, question, conversation)
+    except QuestionError as exc:
+        await deliver(bot, target, escape(str(exc)))
+        return
+    await deliver(bot, target, format_answer(answer), edit_id=preview_id)
+
+
+async def _stream(
+    answerer: Any, bot: Any, target: Target, question: str, conversation: str, typing: Typing
+) -> tuple[Answer, int | None]:
+    """Consume the answerer's deltas, editing a plain-text preview now and then."""
+    loop = asyncio.get_running_loop()
+    every = EDIT_EVERY_PRIVATE if target.private else EDIT_EVERY_GROUP
+    next_edit = loop.time() + every  # a fast answer needs no preview at all
+    text, shown, preview_id = "", "", None
+    answer: Answer | None = None
+    async for item in answerer.astream(question, conversation):
+        if isinstance(item, Answer):
+            answer = item
+            continue
+        text += item
+        preview = _preview(text)
+        if loop.time() < next_edit or not preview or preview == shown:
+            continue
+        try:
+            if preview_id is None:
+                await typing.stop()
+                sent = await bot.send_message(
+                    target.chat_id,
+                    preview,
+                    message_thread_id=target.thread_id,
+                    reply_parameters=_reply_to(target),
+                    link_preview_options=NO_PREVIEW,
+                )
+                preview_id = sent.message_id
+            else:
+                await bot.edit_message_text(
+                    preview, target.chat_id, preview_id, link_preview_options=NO_PREVIEW
+                )
+            shown = preview
+            next_edit = loop.time() + every
+        except RetryAfter as exc:  # the rate limiter gave up: skip previews for a while
+            next_edit = loop.time() + retry_seconds(exc)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                log.warning("streaming edit failed: %s", exc)
+            shown = preview
+            next_edit = loop.time() + every
+        except TelegramError as exc:  # network trouble: the final text is sent anyway
+            log.warning("streaming preview failed: %s", exc)
+            next_edit = loop.time() + every
+    if answer is None:
+        raise RuntimeError("the answerer's stream ended without an Answer")
+    return answer, preview_id
+
+
+def _preview(text: str) -> str:
+    """The streaming preview: plain text (cannot fail to parse), marked as unfinished."""
+    text = text.strip()
+    if not text:
+        return ""
+    if len(text) > PREVIEW_CHARS:
+        text = text[:PREVIEW_CHARS].rsplit(" ", 1)[0]
+    return text + " …"
+
+
+# --- final delivery --------------------------------------------------------------------------
+
+
+async def reply(message: Message, text: str) -> None:
+    """A short HTML reply to ``message`` (command output, refusals, upload reports)."""
+    await deliver(message.get_bot(), Target.of(message), text)
+
+
+async def deliver(bot: Any, target: Target, text: str, *, edit_id: int | None = None) -> None:
+    """Send HTML ``text`` in as many messages as needed (the first may replace a preview);
+    a part Telegram cannot parse is resent as plain text."""
+    parts = split_message(text, MAX_MESSAGE) or ["(no answer)"]
+    for i, part in enumerate(parts):
+        first = i == 0
+        try:
+            await _send(
+                bot, target, part, html=True, edit_id=edit_id if first else None, reply=first
+            )
+        except BadRequest as exc:
+            if "can't parse entities" not in str(exc).lower():
+                raise
+            log.warning("Telegram could not parse our HTML (%s); sending plain text", exc)
+            plain = split_message(html_to_plain(part), MAX_MESSAGE, html_mode=False)
+            for j, piece in enumerate(plain):
+                lead = first and j == 0
+                await _send(
+                    bot, target, piece, html=False, edit_id=edit_id if lead else None, reply=lead
+                )
+
+
+async def _send(
+    bot: Any, target: Target, text: str, *, html: bool, edit_id: int | None, reply: bool
+) -> None:
+    """One message (or the edit of the preview), waiting out flood limits: the final text
+    must arrive even when the rate limiter's own retries are used up."""
+    parse_mode = ParseMode.HTML if html else None
+    for attempt in range(FINAL_ATTEMPTS):
+        try:
+            if edit_id is not None:
+                await bot.edit_message_text(
+                    text,
+                    target.chat_id,
+                    edit_id,
+                    parse_mode=parse_mode,
+                    link_preview_options=NO_PREVIEW,
+                )
+            else:
+                await bot.send_message(
+                    target.chat_id,
+                    text,
+                    parse_mode=parse_mode,
+                    message_thread_id=target.thread_id,
+                    reply_parameters=_reply_to(target) if reply else None,
+                    link_preview_options=NO_PREVIEW,
+                )
+            return
+        except RetryAfter as exc:
+            if attempt == FINAL_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(retry_seconds(exc) + 0.1)
+        except BadRequest as exc:
+            reason = str(exc).lower()
+            if edit_id is not None and "not modified" in reason:
+                return  # the preview already shows exactly this
+            if edit_id is not None and ("not found" in reason or "can't be edited" in reason):
+                edit_id = None  # the preview is gone: send a new message instead
+                continue
+            raise
+
+
+def _reply_to(target: Target) -> ReplyParameters | None:
+    if target.reply_to is None:
+        return None
+    return ReplyParameters(message_id=target.reply_to, allow_sending_without_reply=True)
