@@ -49,6 +49,7 @@ from typing import Any
 import psutil
 from common import (
     REPO,
+    RESULTS,
     Machine,
     RssSampler,
     bench_env,
@@ -468,6 +469,12 @@ def main() -> None:
     parser.add_argument(
         "--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone"
     )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="Markdown file whose section is rewritten (default bench/RESULTS.md)",
+    )
     args = parser.parse_args()
     if min(args.chats, args.messages, args.rounds) < 1:
         parser.error("--chats, --messages and --rounds must be at least 1")
@@ -483,8 +490,8 @@ def main() -> None:
     report = _report(args, setup, result, peak)
     print(report)
     if not args.no_write:
-        update_results(SECTION, section_preamble(machine, started) + "\n" + report)
-        log(f"written to the '{SECTION}' section of bench/RESULTS.md")
+        update_results(SECTION, section_preamble(machine, started) + "\n" + report, args.results)
+        log(f"written to the '{SECTION}' section of {args.results}")
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -597,9 +604,15 @@ def _report(args: argparse.Namespace, setup: Setup, result: dict[str, Any], peak
         "is queueing behind the chat's earlier questions, other chats and the rate limiter.",
         f"Rate limiter: {result['limiter'] or 'none'}"
         + (
-            f", {rate:g} requests/s with a chat_id overall (Telegram's flood limit); a round "
-            f"sent {sends:.0f} messages and {actions:.0f} chat actions, so its last reply "
-            f"cannot come sooner than ~{floor:.1f} s after the burst, whatever the CPU."
+            f", {rate:g} requests/s with a chat_id overall (Telegram's flood limit; a burst of "
+            f"{rate:g} passes at once); a round sent {sends:.0f} messages and {actions:.0f} "
+            "chat actions, so "
+            + (
+                f"its last reply cannot come sooner than ~{floor:.1f} s after the burst, "
+                "whatever the CPU."
+                if floor > 0
+                else "the limiter never held a request back."
+            )
             if rate
             else "."
         ),

@@ -6,10 +6,11 @@ goes wrong -- connection, HTTP status, timeout, a malformed or unsupported answe
 ``LLMUnavailable`` with a one-line reason, and the caller shows the offline answer instead.
 
 Retries: the openai client retries 429/5xx/timeouts itself (exponential backoff, honouring
-retry-after), ``settings.llm_max_retries`` times. LlamaIndex would wrap its own retry loop
-around that one (attempts multiplied, 1-20 s sleeps), so its ``max_retries`` is 0 and the
-clients are built here. Time: each attempt is bounded by ``llm_timeout`` (httpx timeouts); a
-stream is abandoned ``llm_timeout`` seconds after it started, whatever it is doing.
+retry-after up to ``llm_timeout`` seconds), ``settings.llm_max_retries`` times. LlamaIndex
+would wrap its own retry loop around that one (attempts multiplied, 1-20 s sleeps), so its
+``max_retries`` is 0 and the clients are built here. Time: each attempt is bounded by
+``llm_timeout`` (httpx timeouts); a stream is abandoned ``llm_timeout`` seconds after it
+started, whatever it is doing.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-from collections.abc import AsyncIterator, Awaitable
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import httpx
@@ -63,6 +65,7 @@ def make_llm(settings: Settings) -> LLM:
         "timeout": settings.llm_timeout,
         "max_retries": settings.llm_max_retries,
     }
+    limit = settings.llm_timeout
     common = {
         "model": settings.llm_model,
         "api_key": key,
@@ -70,13 +73,19 @@ def make_llm(settings: Settings) -> LLM:
         "timeout": settings.llm_timeout,
         "max_retries": 0,  # see the module docstring: the openai client does the retrying
         "temperature": settings.llm_temperature,
-        "openai_client": openai.OpenAI(**client_options),
+        "openai_client": openai.OpenAI(
+            **client_options,
+            http_client=openai.DefaultHttpxClient(
+                event_hooks={"response": [lambda r: _bound_retry_after(r, limit)]}
+            ),
+        ),
         # No keep-alive for the async client: the REPL runs each question in its own event
         # loop, and a pooled connection from a closed loop fails the next request.
         "async_openai_client": openai.AsyncOpenAI(
             **client_options,
             http_client=openai.DefaultAsyncHttpxClient(
-                limits=httpx.Limits(max_keepalive_connections=0)
+                limits=httpx.Limits(max_keepalive_connections=0),
+                event_hooks={"response": [_async_bound_retry_after(limit)]},
             ),
         ),
     }
@@ -87,6 +96,28 @@ def make_llm(settings: Settings) -> LLM:
         except ValueError:
             pass  # a model LlamaIndex's table does not know yet: talk to it as OpenAI-like
     return OpenAILike(is_chat_model=True, context_window=settings.llm_context_window, **common)
+
+
+def _bound_retry_after(response: httpx.Response, limit: float) -> None:
+    """The openai client sleeps as long as a 429/503's retry-after says (up to two minutes)
+    before retrying, whatever the request timeout: wait at most ``limit`` seconds instead."""
+    for name, unit in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = response.headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * unit
+        except ValueError:
+            seconds = math.inf  # an HTTP date (or junk): no later than the limit either
+        if not (math.isfinite(seconds) and seconds <= limit):
+            response.headers[name] = f"{limit / unit:g}"
+
+
+def _async_bound_retry_after(limit: float) -> Callable[[httpx.Response], Awaitable[None]]:
+    async def hook(response: httpx.Response) -> None:
+        _bound_retry_after(response, limit)
+
+    return hook
 
 
 # --- answering -----------------------------------------------------------------------------------
@@ -212,7 +243,7 @@ def _unavailable(exc: BaseException, settings: Settings) -> LLMUnavailable:
     if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException, asyncio.TimeoutError)):
         return LLMUnavailable(f"timed out after {settings.llm_timeout:g}s")
     if isinstance(exc, openai.APIConnectionError):
-        refused = "refused" in str(exc.__cause__ or "").lower()
+        refused = _refused(exc)
         return LLMUnavailable(f"{'connection refused' if refused else 'connection failed'}{after}")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -223,6 +254,19 @@ def _unavailable(exc: BaseException, settings: Settings) -> LLMUnavailable:
     if isinstance(exc, AttributeError):
         return LLMUnavailable("malformed response")
     return LLMUnavailable(f"unexpected error ({type(exc).__name__})")
+
+
+def _refused(exc: BaseException) -> bool:
+    # The sync client's cause says "Connection refused"; the async one's says "All connection
+    # attempts failed", with the ConnectionRefusedError further down the chain.
+    seen: BaseException | None = exc.__cause__
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _clean_question(text: str, settings: Settings) -> str | None:

@@ -42,18 +42,42 @@ X_QUESTION = "What did the harbour council decide about the Zephyr footbridge?"
 Y_QUESTION = "Why was the old Kestrel lighthouse restored?"
 
 OTHERS = [
-    ("orchard", "Apple growers report a record harvest in Kent", "Apple growers in Kent picked "
-     "a record harvest this autumn after a mild spring. Prices at the farm gate fell slightly."),
-    ("tram", "Lisbon extends its tram network", "Lisbon opened a new tram line to Belem on "
-     "Thursday. The line carries twenty thousand passengers a day, the mayor said."),
-    ("chess", "Teenager wins the national chess championship", "A sixteen-year-old won the "
-     "national chess championship on Sunday after a tense final game against the holder."),
-    ("volcano", "Volcano erupts near Reykjavik", "A volcano erupted near Reykjavik on Monday, "
-     "sending lava across an empty valley. Flights were not disrupted, the airport said."),
-    ("library", "City library reopens after renovation", "The central library reopened on "
-     "Saturday after a two-year renovation that added a children's wing and a rooftop garden."),
-    ("marathon", "Marathon runners brave the heat", "Thousands of runners finished the city "
-     "marathon despite temperatures above thirty degrees. Medics treated dozens for heat stroke."),
+    (
+        "orchard",
+        "Apple growers report a record harvest in Kent",
+        "Apple growers in Kent picked "
+        "a record harvest this autumn after a mild spring. Prices at the farm gate fell slightly.",
+    ),
+    (
+        "tram",
+        "Lisbon extends its tram network",
+        "Lisbon opened a new tram line to Belem on "
+        "Thursday. The line carries twenty thousand passengers a day, the mayor said.",
+    ),
+    (
+        "chess",
+        "Teenager wins the national chess championship",
+        "A sixteen-year-old won the "
+        "national chess championship on Sunday after a tense final game against the holder.",
+    ),
+    (
+        "volcano",
+        "Volcano erupts near Reykjavik",
+        "A volcano erupted near Reykjavik on Monday, "
+        "sending lava across an empty valley. Flights were not disrupted, the airport said.",
+    ),
+    (
+        "library",
+        "City library reopens after renovation",
+        "The central library reopened on "
+        "Saturday after a two-year renovation that added a children's wing and a rooftop garden.",
+    ),
+    (
+        "marathon",
+        "Marathon runners brave the heat",
+        "Thousands of runners finished the city "
+        "marathon despite temperatures above thirty degrees. Medics treated dozens for heat stroke.",
+    ),
 ]
 
 
