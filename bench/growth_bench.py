@@ -23,10 +23,12 @@ computed from the numbers (when to move to a Chroma server, hosted embeddings, s
 workers; for the README), are printed and written to the "Growth" section of
 ``bench/RESULTS.md``.
 
-Duration on 2 cores: indexing dominates, at ~1-2 articles/s: 218 articles ~2-4 min, 1,000
-~10-15 min, 3,974 ~40-60 min; the latency runs add ~1-2 min per size. The default sizes take
-~1-1.5 h; with ``--reuse-full DIR`` (e.g. a data dir from ``index_bench.py --limit 0 --keep``)
-~20-30 min. Smoke run: ``--sizes 20,40`` (~3-5 min).
+Duration on 2 cores: indexing dominates. corpus-full articles make ~10 chunks each (~38k
+in all), embedded at ~15-25 chunks/s on an idle machine: 218 articles ~2-4 min, 1,000
+~7-11 min, 3,974 ~25-45 min; the latency runs add ~1-3 min per size. The default sizes take
+~45-70 min idle, up to twice that on a busy machine (the smoke run below indexed only ~5
+chunks/s beside other jobs); with ``--reuse-full DIR`` (e.g. the data dir of
+``index_bench.py --limit 0 --keep``) ~15-30 min. Smoke run: ``--sizes 20,40`` (~4-5 min).
 """
 
 from __future__ import annotations
@@ -244,8 +246,9 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Default sizes on 2 cores: ~1-1.5 h (indexing 3,974 articles alone ~40-60 min); "
-        "with --reuse-full ~20-30 min. Smoke run: --sizes 20,40.",
+        epilog="Default sizes on 2 cores: ~45-70 min idle (indexing 3,974 articles alone "
+        "~25-45 min), up to twice that when busy; with --reuse-full ~15-30 min. Smoke run: "
+        "--sizes 20,40.",
     )
     parser.add_argument(
         "--sizes",
@@ -314,6 +317,10 @@ def main() -> None:
 
 
 # --- report -------------------------------------------------------------------------------------
+def _signed(ms: float) -> str:
+    return f"{round(ms) + 0:+d}"  # no "-0"
+
+
 def _mb(nbytes: float) -> str:
     return f"{nbytes / 1e6:,.0f}"
 
@@ -332,7 +339,7 @@ def _report(results: list[Size], args: argparse.Namespace, machine: Machine) -> 
                 _mb(e.peak_rss),
                 f"{e.p(50):.0f} / {e.p(95):.0f}",
                 f"{v.p(50):.0f} / {v.p(95):.0f}",
-                f"{v.p(50) - e.p(50):+.0f}",
+                f"{_signed(v.p(50) - e.p(50))}",
                 f"{e.p(50, 'dense'):.0f} / {v.p(50, 'dense'):.0f}",
                 f"{e.p(50, 'keyword'):.1f}",
                 _mb(s.server_rss),
@@ -372,11 +379,11 @@ def _report(results: list[Size], args: argparse.Namespace, machine: Machine) -> 
                 f"{ratio:.2f} x embedded ({small.embedded.p(50):.0f} -> "
                 f"{large.embedded.p(50):.0f} ms), {ratio_server:.2f} x server; p95 "
                 f"{ratio95:.2f} x",
-                verdict(0 < ratio <= LATENCY_RATIO),
+                verdict(0 < ratio <= LATENCY_RATIO) if len(results) > 1 else "n/a",
             ],
             [
                 f"server mode adds <= {SERVER_MS:.0f} ms to p50 (every N)",
-                ", ".join(f"{s.n:,}: {d:+.0f} ms" for s, d in zip(results, deltas)),
+                ", ".join(f"{s.n:,}: {_signed(d)} ms" for s, d in zip(results, deltas)),
                 verdict(worst <= SERVER_MS),
             ],
         ],
@@ -445,7 +452,7 @@ def _guidance(results: list[Size], machine: Machine) -> str:
     server = (
         f"**Chroma server.** At {large.n:,} articles a Chroma server on the same machine "
         f"changed the median question from {p50:.0f} ms to {large.server.p(50):.0f} ms "
-        f"({delta:+.0f} ms); the server process held {_mb(large.server_rss)} MB. "
+        f"({_signed(delta)} ms); the server process held {_mb(large.server_rss)} MB. "
     )
     if delta <= SERVER_MS:
         server += (

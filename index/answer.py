@@ -26,11 +26,17 @@ from index.timeparse import parse_time_scope, strip_time_phrases
 
 log = logging.getLogger(__name__)
 
-_FOLLOW_UP = re.compile(
-    r"^(and|but|so|also|what about|how about|why|tell me more|more on|more about|what else)\b"
-    r"|\b(he|she|it|they|them|his|her|its|their|this|that|those|these|the other side)\b",
+_OPENER = re.compile(
+    r"^(and|but|so|also|what about|how about|why|tell me more|more on|more about|what else)\b",
     re.IGNORECASE,
 )
+# Pronouns only mark a follow-up in a short question: "this week" or "it" inside a full
+# question ("Which company said this week it would...") stand on their own.
+_PRONOUN = re.compile(
+    r"\b(he|she|it|they|them|his|her|its|their|this|that|those|these|the other side)\b",
+    re.IGNORECASE,
+)
+CONTEXT_CHARS = 300  # carried topic is capped, so a long conversation cannot snowball
 _CITATION_REF = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -231,8 +237,9 @@ def _follow_up(question: str, previous: Turn) -> tuple[str, list[str] | None]:
         if cited:
             topic = _CITATION_REF.sub("", question).strip()
             return f"{topic} {cited[0].title}", [cited[0].article_id]
-    if _FOLLOW_UP.search(question) or len(terms(question)) <= 2:
-        return f"{question} {previous.standalone}", None
+    n_terms = len(terms(question))
+    if _OPENER.search(question) or n_terms <= 2 or (_PRONOUN.search(question) and n_terms <= 4):
+        return f"{question} {previous.standalone[:CONTEXT_CHARS]}", None
     return question, None
 
 

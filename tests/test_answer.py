@@ -156,3 +156,18 @@ def test_repl_through_stdin(seeded: Settings) -> None:
     assert "Conversation forgotten." in out
     assert "Unknown command /nonsense" in out
     assert "Traceback" not in out + proc.stderr
+
+
+def test_follow_up_context_stays_bounded(answerer: Answerer) -> None:
+    from index.answer import CONTEXT_CHARS
+
+    answerer.ask("What did Pakistan and Azerbaijan agree about defence hardware?", "long")
+    for topic in ["energy", "agriculture", "health", "trade", "investment", "cotton", "gas"]:
+        answer = answerer.ask(f"and what about {topic}?", "long")
+        assert len(answer.question) <= len(f"and what about {topic}?") + 1 + CONTEXT_CHARS
+
+
+def test_pronoun_in_a_full_question_is_not_a_follow_up(answerer: Answerer) -> None:
+    answerer.ask("What did Pakistan and Azerbaijan agree about defence hardware?", "p1")
+    question = "Which workers walked out this week in a dispute over their pay and conditions?"
+    assert answerer.ask(question, "p1").question == question
