@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,7 +84,9 @@ def webhook_options(
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise TelegramConfigError(f"--webhook-url must be an https:// URL, not {webhook_url!r}")
     secret = settings.telegram_webhook_secret
-    secret_token = secret.get_secret_value() if secret is not None else None
+    # Without a configured secret anyone who finds the URL could post fake updates: make
+    # one up for this run (Telegram gets it with setWebhook, so nothing else changes).
+    secret_token = secret.get_secret_value() if secret is not None else secrets.token_urlsafe(32)
     if secret_token is not None and not SECRET_PATTERN.fullmatch(secret_token):
         raise TelegramConfigError(
             "NEWSDESK_TELEGRAM_WEBHOOK_SECRET must be 1-256 letters, digits, '_' or '-'"

@@ -21,6 +21,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from bot.telegram_format import MAX_MESSAGE, escape, format_answer, html_to_plain, split_message
 from index.answer import QuestionError
+from index.errors import NewsdeskError
 from index.models import Answer
 
 # One logger for the whole front end, as before it was split into modules.
@@ -123,7 +124,9 @@ async def answer_question(
                 )
             else:
                 answer = await asyncio.to_thread(answerer.ask, question, conversation)
-    except QuestionError as exc:
+    except (QuestionError, NewsdeskError) as exc:
+        # A bad question or an unreachable index is the user's business, in one line;
+        # anything else goes to the error handler.
         await deliver(bot, target, escape(str(exc)))
         return
     await deliver(bot, target, format_answer(answer), edit_id=preview_id)

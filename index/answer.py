@@ -189,7 +189,7 @@ class Answerer:
             return answer
 
     def _offline(self, resolved: Resolved) -> Answer:
-        keyword_index = self.retriever.bm25.get()
+        keyword_index = self.retriever.keyword_index()
         evidence = score_sentences(
             resolved.focus or resolved.standalone,
             resolved.hits,

@@ -210,8 +210,13 @@ def _write_error(exc: BaseException) -> BaseException:
     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
         return exc
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "full" in text.lower():
-        return StoreError(f"cannot write the index: disk full ({text}); free space and re-run")
+    disk_words = ("full", "disk i/o", "failed to apply logs", "readonly", "read-only")
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or any(
+        word in text.lower() for word in disk_words
+    ):
+        return StoreError(
+            f"cannot write the index: disk full or not writable ({text}); free space and re-run"
+        )
     return StoreError(f"cannot write the index: {type(exc).__name__}: {text}; re-run to resume")
 
 

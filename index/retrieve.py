@@ -10,6 +10,8 @@ when it is near (asking "as of" a day in that archive, or for the "latest" news)
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
@@ -23,7 +25,7 @@ from llama_index.core.vector_stores import (
 )
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from index.bm25 import Bm25Cache
+from index.bm25 import Bm25Cache, Bm25Index
 from index.embed import Embedder, LlamaEmbedding, get_embedder
 from index.settings import Settings
 from index.store import Store, StoreError
@@ -114,14 +116,13 @@ class Retriever:
     def retrieve(self, query: Query, k: int | None = None) -> list[ArticleHit]:
         """Ranked articles; a store that cannot be reached raises ``StoreError`` (the next
         call tries again, so a restarted Chroma server is picked up without a restart)."""
-        try:
+        with _unavailable_as_store_error():
             return self._retrieve(query, k)
-        except StoreError:
-            raise
-        except Exception as exc:
-            if not _is_unavailable(exc):
-                raise
-            raise StoreError(f"index unavailable: {_describe(exc)}") from exc
+
+    def keyword_index(self) -> Bm25Index:
+        """The current BM25 index (refreshed if the store moved on), for IDF and boilerplate."""
+        with _unavailable_as_store_error():
+            return self.bm25.get()
 
     def _retrieve(self, query: Query, k: int | None = None) -> list[ArticleHit]:
         k = k or self.settings.top_k
@@ -236,6 +237,18 @@ class Retriever:
             cid: (meta or {}, doc or "")
             for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
+
+
+@contextmanager
+def _unavailable_as_store_error() -> Iterator[None]:
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:
+        if not _is_unavailable(exc):
+            raise
+        raise StoreError(f"index unavailable: {_describe(exc)}") from exc
 
 
 def _is_unavailable(exc: BaseException) -> bool:

@@ -57,6 +57,17 @@ class Store:
     def __init__(self, settings: Settings, client: Any | None = None) -> None:
         self.settings = settings
         self.client = client or make_client(settings)
+        try:
+            self._open_collections()
+        except StoreError:
+            raise
+        except Exception as exc:
+            if not settings.chroma_host:
+                raise
+            raise StoreError(f"index unavailable: {type(exc).__name__}: {exc}"[:300]) from exc
+
+    def _open_collections(self) -> None:
+        settings = self.settings
         self.chunks = self.client.get_or_create_collection(
             settings.collection,
             metadata={"hnsw:space": "cosine"},
