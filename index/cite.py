@@ -34,6 +34,7 @@ from index.text import sentences, terms
 #: 0.5 keeps fair paraphrases ("agreed to speed up signing an MOU on defence hardware") and
 #: drops claims that merely share the topic words of an article.
 SUPPORT_THRESHOLD = 0.5
+MIN_CLAIM_TERMS = 3  # content words a claim needs before support is even measured
 MIN_PREFIX = 4  # stems sharing this many leading letters may match (sign ~ signatur)
 
 _MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*,\s*\d{1,3})*)\s*\]")
@@ -136,7 +137,9 @@ def _best(
     claim_terms: set[str], claim_numbers: set[str], source: _Source, units: list[_Unit]
 ) -> Support:
     best = Support(0.0, "")
-    if not claim_terms and not claim_numbers:
+    # A bare number ("2.") or a two-word fragment says too little to be checked: one shared
+    # word would "support" it. Such claims are never supported, so they never reach the user.
+    if len(claim_terms) < MIN_CLAIM_TERMS:
         return best
     for unit in units:
         if not claim_numbers <= unit.numbers | source.context_numbers:
