@@ -27,6 +27,7 @@ from pathlib import Path
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
+from index import bm25
 from index.chunk import Chunker, chunk_id
 from index.corpus import iter_articles
 from index.embed import Embedder, get_embedder
@@ -106,7 +107,11 @@ def index_paths(
         progress.stop()
     summary.added = sum(1 for _, _, old in plan.changed if old is None)
     summary.updated = len(plan.changed) - summary.added
-    store.set_state(IndexState(store.next_version(), False, embedder.name, time.time()))
+    version = store.next_version()
+    store.set_state(IndexState(version, False, embedder.name, time.time()))
+    # The keyword index is part of indexing: build it now so no question pays for it.
+    # (Other processes sharing a Chroma server rebuild theirs when they see the version.)
+    bm25.save(bm25.build(store, version), settings)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -667,3 +667,20 @@ def test_sigkill_mid_index_then_rerun_converges(tmp_path: Path, embedder: LocalE
         summary = index_paths([feed], settings, embedder=counting)
         assert summary.unchanged == len(current) and summary.chunks == 0
         close_embedded(store)  # the next subprocess owns the store meanwhile
+
+
+def test_index_builds_the_keyword_index_for_its_version(tmp_path: Path, embedder) -> None:
+    """BM25 is updated by indexing, never rebuilt per question."""
+    from index import bm25
+    from index.ingest import index_paths
+    from index.store import Store
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.md").write_text("# Harbour ferry\n\nThe harbour ferry runs every two hours.\n")
+    settings = make_settings(tmp_path)
+    index_paths([corpus], settings, embedder=embedder)
+    version = Store(settings).state().version
+    loaded = bm25.load(settings, version)
+    assert loaded is not None and len(loaded.ids) == Store(settings).chunks.count()
+    assert loaded.search("ferry", 3)
