@@ -44,6 +44,7 @@ from common import (
     median,
     newsdesk_cmd,
     percentile,
+    report,
     require_data,
     run_measured,
     run_worker,
@@ -400,15 +401,13 @@ def _report(
             "Not the full benchmark (targets are stated for corpus-full.jsonl and all 202 "
             "dev questions): these figures are indicative only."
         )
-    return (
-        "### Retrieval (article level)\n\n"
-        + retrieval
-        + "\n\n### Answers and latency\n\n"
-        + answers
-        + "\n\n### Targets\n\n"
-        + targets
-        + "\n\n### Notes\n\n"
-        + "\n".join(f"- {n}" for n in notes)
+    return report(
+        [
+            ("Retrieval (article level)", retrieval),
+            ("Answers and latency", answers),
+            ("Targets", targets),
+        ],
+        notes,
     )
 
 

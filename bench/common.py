@@ -503,3 +503,10 @@ class ChromaServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def report(parts: list[tuple[str, str]], notes: list[str]) -> str:
+    """A RESULTS.md section body: each (heading, markdown) part, then the notes as a list."""
+    body = [f"### {heading}\n\n{markdown}" for heading, markdown in parts]
+    body.append("### Notes\n\n" + "\n".join(f"- {n}" for n in notes))
+    return "\n\n".join(body)

@@ -55,6 +55,7 @@ from common import (
     newsdesk_cmd,
     percentile,
     read_jsonl,
+    report,
     require_data,
     run_measured,
     secs,
@@ -300,15 +301,15 @@ def main() -> None:
             results.append(measure_size(n, source, args, tmp))
         if args.keep:
             log(f"kept {tmp}")
-    report, guidance = _report(results, args, machine)
-    print(report)
+    section, guidance = _report(results, args, machine)
+    print(section)
     print("\nGuidance (for the README):\n\n" + guidance)
     if not args.no_write:
         update_results(
             SECTION,
             section_preamble(machine, started)
             + "\n"
-            + report
+            + section
             + "\n\n### Guidance (for the README)\n\n"
             + guidance,
             args.results,
@@ -418,15 +419,8 @@ def _report(results: list[Size], args: argparse.Namespace, machine: Machine) -> 
             f"Reused full index: `{args.reuse_full}` (index time and indexing RSS not "
             "measured in this run)."
         )
-    report = (
-        "### Measurements\n\n"
-        + measured
-        + "\n\n### Targets\n\n"
-        + targets
-        + "\n\n### Notes\n\n"
-        + "\n".join(f"- {n}" for n in notes)
-    )
-    return report, _guidance(results, machine)
+    text = report([("Measurements", measured), ("Targets", targets)], notes)
+    return text, _guidance(results, machine)
 
 
 def _index_rate(results: list[Size]) -> tuple[float, str]:

@@ -36,6 +36,7 @@ from common import (
     count_lines,
     mb,
     newsdesk_cmd,
+    report,
     require_data,
     run_measured,
     run_worker,
@@ -265,15 +266,13 @@ def _report(
             f"Run on {n_articles:,} of {FULL_ARTICLES:,} articles: the no-op target is stated "
             "for the full corpus (`--limit 0`); the ratios carry over, absolute times do not."
         )
-    return (
-        "### Measurements\n\n"
-        + measured
-        + "\n\n### Against the baseline (LlamaIndex starter)\n\n"
-        + baseline
-        + "\n\n### Targets\n\n"
-        + targets
-        + "\n\n### Notes\n\n"
-        + "\n".join(f"- {n}" for n in notes)
+    return report(
+        [
+            ("Measurements", measured),
+            ("Against the baseline (LlamaIndex starter)", baseline),
+            ("Targets", targets),
+        ],
+        notes,
     )
 
 

@@ -58,6 +58,7 @@ from common import (
     newsdesk_cmd,
     percentile,
     read_jsonl,
+    report,
     require_data,
     run_measured,
     secs,
@@ -636,14 +637,7 @@ def _report(args: argparse.Namespace, setup: Setup, result: dict[str, Any], peak
         f"Machine load (1-min load average, before -> after each round): {loads}. The "
         "machine is shared: other jobs' CPU shows up as latency here.",
     ]
-    return (
-        "### Measurements\n\n"
-        + measured
-        + "\n\n### Targets\n\n"
-        + targets
-        + "\n\n### Notes\n\n"
-        + "\n".join(f"- {n}" for n in notes)
-    )
+    return report([("Measurements", measured), ("Targets", targets)], notes)
 
 
 if __name__ == "__main__":

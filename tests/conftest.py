@@ -88,50 +88,85 @@ OTHER_ARTICLES = "\n".join(
 )
 
 
+def newsdesk(
+    *args: str,
+    env: dict[str, str],
+    cwd: Path,
+    timeout: float = 180,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real `newsdesk` CLI in a subprocess (cwd away from the repo's .env)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
+class ChromaProcess:
+    """A `chroma run` of our own on a fixed port and path, stopped and restarted at will."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        chroma = Path(sys.executable).with_name("chroma")
+        if not chroma.exists():
+            pytest.fail("the `chroma` command is missing: install the project (`pip install -e .`)")
+        log = (self.path / "server.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                *(str(chroma), "run", "--path", str(self.path / "db")),
+                *("--host", "127.0.0.1", "--port", str(self.port)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                url = f"http://127.0.0.1:{self.port}/api/v2/heartbeat"
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                log_text = (self.path / "server.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"chroma run did not start: {log_text}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(15)
+
+
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """A real `chroma run` on 127.0.0.1 with its own data dir, for the whole session."""
-    chroma = Path(sys.executable).with_name("chroma")
-    if not chroma.exists():
-        pytest.fail("the `chroma` command is missing: install the project (`pip install -e .`)")
-    port = free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    log = (path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(chroma),
-            "run",
-            "--path",
-            str(path / "db"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"chroma run did not start: {(path / 'server.log').read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield "127.0.0.1", port
-    proc.terminate()
+    server = ChromaProcess(tmp_path_factory.mktemp("chroma-server"))
+    server.start()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield "127.0.0.1", server.port
+    finally:
+        server.stop()

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import date
 
 import pytest
+from conftest import newsdesk
 
 from index.answer import Answerer, QuestionError
 from index.prompts import REFUSAL
@@ -102,20 +101,8 @@ def test_ask_json_cli(seeded: Settings) -> None:
         "PATH": "/usr/bin:/bin",
         "HOME": str(seeded.data_dir),
     }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "ask",
-            "What did Pakistan and Azerbaijan agree about defence?",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    question = "What did Pakistan and Azerbaijan agree about defence?"
+    proc = newsdesk("ask", question, "--json", env=env, cwd=seeded.data_dir, timeout=120)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert set(data) >= {"text", "refused", "citations"}
@@ -141,14 +128,7 @@ def test_repl_through_stdin(seeded: Settings) -> None:
             "/quit",
         ]
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "chat"],
-        input=script,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    proc = newsdesk("chat", env=env, cwd=seeded.data_dir, input=script, timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "MOU" in out and "cotton" in out.lower()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import OTHER_ARTICLES, SEED
+from conftest import OTHER_ARTICLES, SEED, newsdesk
 
 SEED_TITLE = (
     "Pakistan and Azerbaijan agree to deepen trade, energy and defence cooperation "
@@ -26,19 +26,6 @@ def cli_env(data_dir: Path, corpus_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env |= {"NEWSDESK_DATA_DIR": str(data_dir), "NEWSDESK_CORPUS_DIR": str(corpus_dir), **extra}
     return env
-
-
-def newsdesk(
-    *args: str, env: dict[str, str], cwd: Path, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        env=env,
-        cwd=cwd,  # away from the repo's .env
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @dataclass

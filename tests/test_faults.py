@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from conftest import OTHER_ARTICLES, SEED, free_port, make_settings
+from conftest import OTHER_ARTICLES, SEED, ChromaProcess, free_port, make_settings, newsdesk
 from fakes.openai_server import Error, FakeOpenAI, Hang, Reply
 from fakes.telegram_server import FakeTelegram
 from rich.console import Console
@@ -43,52 +42,6 @@ SEED_QUOTE = "joint sale of defense hardware"
 
 
 # --- Chroma server stopped mid-session --------------------------------------------------------
-
-
-class ChromaProcess:
-    """A `chroma run` of our own on a fixed port and path, stopped and restarted at will."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        chroma = Path(sys.executable).with_name("chroma")
-        log = (self.path / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                *(str(chroma), "run", "--path", str(self.path / "db")),
-                *("--host", "127.0.0.1", "--port", str(self.port)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                url = f"http://127.0.0.1:{self.port}/api/v2/heartbeat"
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                log_text = (self.path / "server.log").read_text(errors="replace")[-2000:]
-                pytest.fail(f"chroma run did not start: {log_text}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(15)
 
 
 @pytest.fixture
@@ -399,14 +352,7 @@ def test_kill_9_mid_answer_corrupts_nothing(
         store = Store(seeded)
         assert store.stats()["articles"] == 4 and not store.state().dirty
         close_embedded(store)
-        status = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "status", "--json"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        status = newsdesk("status", "--json", env=env, cwd=tmp_path, timeout=120)
         assert status.returncode == 0, status.stderr
         assert json.loads(status.stdout)["articles"] == 4
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import SEED, make_settings
+from conftest import SEED, make_settings, newsdesk
 from test_cli import SEED_TITLE, cli_env
 from test_ingest import (
     CountingEmbedder,
@@ -123,14 +121,7 @@ def test_status_json_via_cli_reports_server_mode(
         NEWSDESK_CHROMA_PORT=str(server_settings.chroma_port),
         NEWSDESK_COLLECTION=server_settings.collection,
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "status", "--json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = newsdesk("status", "--json", env=env, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     status = json.loads(proc.stdout)
     assert status["store_mode"] == "server"
