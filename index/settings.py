@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 IdList = Annotated[list[int], NoDecode]
+Weights = Annotated[dict[str, float], NoDecode]
 
 
 def _alias(name: str) -> AliasChoices:
@@ -122,6 +123,13 @@ class Settings(BaseSettings):
         gt=0,
         description="For 'latest'/'recent' questions: age that halves an article's weight.",
     )
+    source_weights: Weights = Field(
+        default_factory=dict,
+        description=(
+            "Ranking multiplier per source, e.g. 'cnn.com=1.2,example.org=0.8': a newsroom "
+            "ranks its own outlet first (empty: every source counts the same)."
+        ),
+    )
     stale_after_days: int = Field(
         365,
         ge=0,
@@ -183,6 +191,16 @@ class Settings(BaseSettings):
             return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("source_weights", mode="before")
+    @classmethod
+    def _split_weights(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [part.split("=", 1) for part in value.replace(";", ",").split(",")]
+            if any(len(pair) != 2 for pair in pairs if pair != [""]):
+                raise ValueError("use source=weight pairs, e.g. 'cnn.com=1.2,example.org=0.8'")
+            return {k.strip().lower(): float(v) for k, v in (p for p in pairs if p != [""])}
         return value
 
     @property

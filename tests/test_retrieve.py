@@ -1,0 +1,89 @@
+"""Fusion: a story beats a digest that mentions it, and source preferences reorder sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from index.ingest import index_paths
+from index.retrieve import Query, Retriever
+from tests.conftest import make_settings
+
+STORY = (
+    "The city council of Riverton voted on Tuesday to close the old Harbour Bridge to cars "
+    "for eighteen months of repairs. Engineers found corroded cables during an inspection. "
+    "Buses will use a temporary ferry route while the bridge is closed."
+)
+ARTICLES = [
+    {
+        "url": "https://wire.example/2022/06/14/riverton-bridge",
+        "title": "Riverton closes Harbour Bridge for repairs",
+        "source": "wire.example",
+        "published": "2022-06-14",
+        "text": STORY,
+    },
+    {
+        "url": "https://ours.example/2022/06/14/harbour-bridge-closure",
+        "title": "Harbour Bridge in Riverton to close for repairs",
+        "source": "ours.example",
+        "published": "2022-06-14",
+        "text": STORY.replace("on Tuesday", "this Tuesday"),
+    },
+    {
+        "url": "https://ours.example/2022/06/15/five-things",
+        "title": "5 things to know for June 15: Inflation, tennis, elections, weather",
+        "source": "ours.example",
+        "published": "2022-06-15",
+        "text": (
+            "Inflation rose again in May, the statistics office said. "
+            "A young player won the grass-court tennis final in straight sets. "
+            "Riverton's council voted to close the Harbour Bridge to cars for repairs. "
+            "Voters in three states go to the polls next week. "
+            "Forecasters expect a heatwave across the south at the weekend."
+        ),
+    },
+]
+QUESTION = "Why is Riverton closing the Harbour Bridge?"
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+    root = tmp_path_factory.mktemp("fusion")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    lines = "\n".join(json.dumps(a) for a in ARTICLES)
+    (corpus / "feed.jsonl").write_text(lines, encoding="utf-8")
+    summary = index_paths([corpus], make_settings(root), embedder=embedder)
+    assert summary.added == 3
+    return root
+
+
+def ranked_sources(root: Path, embedder, **overrides: object) -> list[str]:
+    retriever = Retriever(make_settings(root, **overrides), embedder=embedder)
+    return [h.url for h in retriever.retrieve(Query(QUESTION), k=3)]
+
+
+def test_stories_outrank_a_digest_that_mentions_them(data_root: Path, embedder) -> None:
+    urls = ranked_sources(data_root, embedder)
+    assert len(urls) == 3
+    assert urls[-1].endswith("five-things")
+
+
+@pytest.mark.parametrize("preferred", ["wire.example", "ours.example"])
+def test_source_weights_put_the_preferred_outlet_first(
+    data_root: Path, embedder, preferred: str
+) -> None:
+    urls = ranked_sources(data_root, embedder, source_weights={preferred: 1.5})
+    assert urls[0].startswith(f"https://{preferred}/")
+    assert not urls[0].endswith("five-things")
+
+
+def test_source_weights_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("NEWSDESK_SOURCE_WEIGHTS", "CNN.com=1.2; example.org=0.8,")
+    assert make_settings(tmp_path).source_weights == {"cnn.com": 1.2, "example.org": 0.8}
+    monkeypatch.setenv("NEWSDESK_SOURCE_WEIGHTS", "cnn.com")
+    with pytest.raises(ValidationError, match="source=weight"):
+        make_settings(tmp_path)
