@@ -87,3 +87,36 @@ def test_source_weights_from_the_environment(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("NEWSDESK_SOURCE_WEIGHTS", "cnn.com")
     with pytest.raises(ValidationError, match="source=weight"):
         make_settings(tmp_path)
+
+
+def test_selective_date_filter_searches_the_window_like_chromas_where(
+    data_root: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import date
+
+    from index.retrieve import _filters
+    from index.store import IndexState
+
+    retriever = Retriever(make_settings(data_root), embedder=embedder)
+    query = Query("Harbour Bridge repairs", start=date(2022, 6, 15), end=date(2022, 6, 15))
+    by_where = retriever._dense(query.text, 5, _filters(query))
+    assert [m["url"] for _, m, _, _ in by_where] == [ARTICLES[2]["url"]]
+
+    searched_ids: list[object] = []
+    real = retriever._dense
+
+    def spy(text: str, k: int, filters=None, ids=None):
+        searched_ids.append(ids)
+        return real(text, k, filters, ids)
+
+    monkeypatch.setattr(retriever, "_dense", spy)
+    assert retriever.dense(query, 5) == by_where
+    assert searched_ids and searched_ids[-1] is not None  # the id-window path, not where
+
+    # While an index run is replacing chunks the BM25 id list is not trusted: where again.
+    state = retriever.store.state()
+    monkeypatch.setattr(
+        retriever.store, "state", lambda: IndexState(state.version, True, state.embedder)
+    )
+    assert retriever.dense(query, 5) == by_where
+    assert searched_ids[-1] is None
