@@ -183,10 +183,15 @@ def ask(
     ] = None,
 ) -> None:
     """Answer one QUESTION from the indexed articles, with numbered citations."""
+    from index.store import Store
+
+    settings = _settings()
+    store = Store(settings)
+    store.warm_up()  # before the heavy imports below, so loading the index overlaps them
     from bot.render import print_answer
     from index.answer import Answerer
 
-    answer = Answerer(_settings()).ask(question, as_of=_parse_date(as_of))
+    answer = Answerer(settings, store=store).ask(question, as_of=_parse_date(as_of))
     if as_json:
         data = answer.to_dict()
         print(

@@ -76,6 +76,7 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
     if stats["articles"] == 0:
         _index_corpus(settings, console)
         stats = answerer.retriever.store.stats()
+    answerer.retriever.store.warm_up()  # loads the vector index while the user types
     span = (
         f", {stats['first_published']} to {stats['last_published']}"
         if stats["first_published"]

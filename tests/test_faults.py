@@ -334,9 +334,11 @@ def test_kill_9_mid_answer_corrupts_nothing(
             bot.wait_until(lambda: "Sources" in "".join(tg.texts(chat)), "the first answer")
             actions = len(tg.calls_to("sendChatAction"))
             tg.send_text(chat, chat, SECOND)  # not a follow-up: the hang is in the answer itself
-            bot.wait_until(lambda: len(tg.calls_to("sendChatAction")) > actions, "typing")
+            # Mid-answer: the answer's LLM call hangs, and a hung answer is never done before
+            # TYPING_DELAY, so "typing…" shows as well.
             bot.wait_until(lambda: len(fake_openai.chat_requests) >= 2, "the hanging LLM call")
             assert fake_openai.chat_requests[1]["json"].get("stream") is True  # the answer's
+            bot.wait_until(lambda: len(tg.calls_to("sendChatAction")) > actions, "typing")
             assert bot.kill() == -signal.SIGKILL
         finally:
             bot.stop()

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import make_settings
 from pydantic import ValidationError
 
 from index.ingest import index_paths
 from index.retrieve import Query, Retriever
-from tests.conftest import make_settings
 
 STORY = (
     "The city council of Riverton voted on Tuesday to close the old Harbour Bridge to cars "
@@ -120,3 +120,42 @@ def test_selective_date_filter_searches_the_window_like_chromas_where(
     )
     assert retriever.dense(query, 5) == by_where
     assert searched_ids[-1] is None
+
+
+def test_warm_up_runs_in_the_background_and_swallows_errors(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from index.store import Store
+
+    failures: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", failures.append)
+    store = Store(make_settings(data_root))
+    searched: list[int] = []
+    real_query = store.chunks.query
+
+    class Spy:
+        def __getattr__(self, name: str):
+            return getattr(real_chunks, name)
+
+        def query(self, **kwargs):
+            searched.append(kwargs["n_results"])
+            return real_query(**kwargs)
+
+    real_chunks = store.chunks
+    store.chunks = Spy()
+    thread = store.warm_up()
+    thread.join(30)
+    assert not thread.is_alive() and thread.daemon
+    assert searched == [1]  # one tiny search with a stored vector loads the index
+
+    empty = Store(make_settings(tmp_path))  # nothing indexed: nothing to load, no error
+    empty.warm_up().join(30)
+
+    def broken(**kwargs):
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(store, "chunks", type("C", (), {"get": staticmethod(broken)})())
+    store.warm_up().join(30)
+    assert failures == []

@@ -9,6 +9,7 @@ deadlines that only bound a hung test; nothing asserts on speed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import free_port, make_settings
-from fakes.openai_server import Error, FakeOpenAI, Slow
+from fakes.openai_server import Error, FakeOpenAI, Reply, Slow
 from fakes.telegram_server import FakeTelegram, parse_html
 from telegram.ext import Application
 from typer.testing import CliRunner
@@ -182,8 +183,6 @@ def test_private_question_follow_up_and_commands(
         assert {"type": "bold", "offset": first["text"].index("Sources"), "length": 7} in (
             first["entities"]
         )
-        names = [m for m, _ in tg.calls]
-        assert names.index("sendChatAction") < names.index("sendMessage")  # typing first
 
         tg.send_text(chat, chat, "and what about energy?")
         second = (await replies(tg, chat, 2))[1]
@@ -495,12 +494,15 @@ def test_typing_until_the_answer_and_final_text_after_flood_limits(
 ) -> None:
     import bot.telegram_delivery
 
+    monkeypatch.setattr(bot.telegram_delivery, "TYPING_DELAY", 0.2)
     monkeypatch.setattr(bot.telegram_delivery, "TYPING_EVERY", 0.2)
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
     settings = bot_settings(tmp_path, tg)
 
     def slow(question: str) -> Answer:
-        time.sleep(1.0)  # a slow answer: typing must be renewed meanwhile
+        # Slow until "typing…" was renewed twice (the deadline only bounds a broken Typing).
+        with contextlib.suppress(TimeoutError):
+            tg.wait_for(lambda: len(tg.calls_to("sendChatAction")) >= 3, timeout=WAIT / 2)
         return echo(question)
 
     async def scenario(app: Application) -> None:
@@ -516,6 +518,58 @@ def test_typing_until_the_answer_and_final_text_after_flood_limits(
     assert names[:first_send].count("sendChatAction") >= 3
     assert "sendChatAction" not in names[first_send:]  # no "typing…" after the answer
     assert names[first_send:] == ["sendMessage"] * (RATE_LIMIT_RETRIES + 2)
+
+
+def test_typing_only_while_an_answer_is_not_done(
+    tg: FakeTelegram,
+    fake_openai: FakeOpenAI,
+    seeded: Settings,
+    embedder: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bot.telegram_delivery
+
+    settings = bot_settings(
+        seeded, tg, openai_base_url=fake_openai.base_url, openai_api_key="k", llm_model="m"
+    )
+    answerer = Answerer(settings, embedder=embedder)
+    fast, slow = 1, 2
+    real_delay = bot.telegram_delivery.TYPING_DELAY
+
+    def typing_in(chat: int) -> list[dict[str, Any]]:
+        return [c for c in tg.calls_to("sendChatAction") if c["chat_id"] == chat]
+
+    def held_until_typing(request: dict[str, Any]) -> str:
+        # A slow LLM: it answers once "typing…" shows (the deadline only bounds a broken
+        # Typing, whose missing action the assertions below then report).
+        with contextlib.suppress(TimeoutError):
+            tg.wait_for(lambda: typing_in(slow), timeout=WAIT / 3)
+        return LLM_TEXT
+
+    async def scenario(app: Application) -> None:
+        # "Fast" must not be a bet on this machine's speed: the delay is made far longer
+        # than the answer takes, and stop() has to drop the pending action.
+        monkeypatch.setattr(bot.telegram_delivery, "TYPING_DELAY", WAIT)
+        fake_openai.script(Reply(LLM_TEXT))
+        tg.send_text(fast, fast, QUESTION)
+        await tg.wait_for_async(lambda: "Sources" in "".join(tg.texts(fast)), timeout=WAIT)
+        await settle(tg, app)
+        assert typing_in(fast) == []
+        pending = [t for t in asyncio.all_tasks() if "Typing._run" in repr(t.get_coro())]
+        assert pending == []  # no stray task waiting to send it
+
+        monkeypatch.setattr(bot.telegram_delivery, "TYPING_DELAY", real_delay)
+        fake_openai.responder = held_until_typing
+        tg.send_text(slow, slow, QUESTION)
+        await tg.wait_for_async(lambda: "Sources" in "".join(tg.texts(slow)), timeout=WAIT)
+        await settle(tg, app)
+
+    run_bot(tg, settings, answerer, scenario)
+    names = [method for method, params in tg.calls if params.get("chat_id") == slow]
+    assert names.count("sendChatAction") >= 1
+    assert "sendChatAction" not in names[names.index("sendMessage") :]  # none after the text
+    for chat in (fast, slow):  # both answers came from the LLM, not the offline fallback
+        assert tg.texts(chat)[0].startswith("Pakistan and Azerbaijan agreed to accelerate")
 
 
 # --- concurrency --------------------------------------------------------------------------------
