@@ -493,7 +493,8 @@ def canonical_url(url: str) -> str:
     """The form URLs are stored and compared in; idempotent.
 
     Lower-cases scheme and host, drops the fragment (``#:~:text=...``), tracking parameters
-    (``utm_*``, ``fbclid``, ``ref`` ...) and default ports, and a trailing slash on a
+    (``utm_*``, ``fbclid``, ``ref`` ...) and default ports, a trailing ``/index.html`` (the
+    page a folder URL serves: feeds link the same story both ways) and a trailing slash on a
     non-root path. Other query parameters keep their order and encoding.
     """
     url = url.strip()
@@ -509,8 +510,11 @@ def canonical_url(url: str) -> str:
         for param in parts.query.split("&")
         if param and not _is_tracking(param.split("=", 1)[0].lower())
     )
-    path = parts.path.rstrip("/") or "/"
+    path = _INDEX_PAGE.sub("", parts.path).rstrip("/") or "/"
     return urlunsplit((scheme, host, path, query, ""))
+
+
+_INDEX_PAGE = re.compile(r"/index\.html?$", re.IGNORECASE)
 
 
 def _is_tracking(key: str) -> bool:

@@ -13,6 +13,7 @@ when it is near (asking "as of" a day in that archive, or for the "latest" news)
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ IDS_LIMIT_SERVER = 5_000  # ... and over HTTP to a Chroma server
 DENSE_WEIGHT = 0.5  # dense vs BM25 in the fused score; 0.4-0.5 was a plateau on dev data
 TITLE_WEIGHT = 0.3  # headline share: a story's own headline is about the question, a digest's not
 DAY = 86_400
+_INDEX_PAGE = re.compile(r"/index\.html?$", re.IGNORECASE)
 
 
 @dataclass
@@ -264,7 +266,7 @@ class Retriever:
             hit.passages.sort(key=lambda p: p.dense + p.bm25 / 40.0, reverse=True)
             del hit.passages[3:]  # one article contributes at most three passages
         ranked = sorted(hits.values(), key=lambda h: h.score, reverse=True)
-        return ranked[:k]
+        return _distinct(ranked)[:k]
 
     def _title_shares(self, question: str, hits: dict[str, ArticleHit]) -> dict[str, float]:
         """How much of each headline (IDF-weighted) is about the question. A story's own
@@ -295,6 +297,23 @@ class Retriever:
             cid: (meta or {}, doc or "")
             for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
+
+
+def _distinct(ranked: list[ArticleHit]) -> list[ArticleHit]:
+    """Drop copies of a better-ranked article: the same page under a second URL
+    (``/slug`` and ``/slug/index.html``), or the same headline from the same source on the
+    same day (a re-published story). A reader should not see one article twice as sources."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for hit in ranked:
+        keys = {("url", _INDEX_PAGE.sub("", hit.url.rstrip("/")).rstrip("/"))}
+        if hit.title.strip():
+            keys.add(("story", hit.source, " ".join(hit.title.lower().split()), hit.published[:10]))
+        if keys & seen:
+            continue
+        seen |= keys
+        out.append(hit)
+    return out
 
 
 @contextmanager

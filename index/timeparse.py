@@ -40,6 +40,8 @@ Rules (all case-insensitive; every window is inclusive and its end is clamped to
   until/till/through/as of P: open start .. end of P.
 - between P1 and P2 / from P1 to|until|through P2 (P2 may be "now", "today", "the present"):
   start of P1 .. end of P2; a P1 without a year takes the latest occurrence not after P2.
+- The baseline of a comparison ("compared to a year ago", "than last year", "versus the same
+  period last year") names no period to search: it is ignored.
 - Possessive relative phrases ("last year's budget", "today's ruling") name a topic and are
   ignored, like "the 2022 midterms".
 - A period that starts after the reference (a future year or date) never filters; its words
@@ -336,7 +338,21 @@ def _weekday(m: re.Match[str], ref: date) -> _Found | None:
 
 # --- rules, in priority order: an earlier rule's match hides later matches it overlaps --------
 
+
+def _comparison(m: re.Match[str], ref: date) -> _Found | None:
+    return None  # the baseline of a comparison, not the period asked about
+
+
 _RULES: list[tuple[re.Pattern[str], _Handler]] = [
+    (
+        _compile(
+            r"\b(?:compared\s+(?:with|to)|than|versus|vs\.?)\s+"
+            r"(?:(?:the\s+)?same\s+(?:time|period|day|week|month|quarter)\s+)?"
+            rf"(?:(?:{_NUMBER})\s+{_UNIT}\s+(?:ago|earlier|before)|a\s+year\s+(?:ago|earlier)"
+            r"|last\s+(?:year|month|week|quarter))\b"
+        ),
+        _comparison,
+    ),
     (
         _compile(
             rf"\b(?:between|from)\s+(?P<a>{_PERIOD})\s*(?:and|to|until|till|through|-|–)\s*"

@@ -137,7 +137,7 @@ def test_html_page(tmp_path: Path) -> None:
     article = one(write(tmp_path / "page.html", HTML))
     assert article.title == "Council passes budget"
     assert article.source == "City Times"
-    assert article.url == "https://www.example.com/2022/06/12/budget/index.html"
+    assert article.url == "https://www.example.com/2022/06/12/budget"
     assert article.published == "2022-06-13"  # 23:30 at UTC-5 is the next day in UTC
     assert article.authors == ["Ann Lee"]
     assert article.text == "The council approved the budget on Monday.\n\nIt takes effect\nin July."
@@ -279,7 +279,11 @@ def test_parse_date(value: object, expected: str) -> None:
     ("url", "expected"),
     [
         ("https://www.cnn.com/2022/06/12/tech/x/index.html#:~:text=Foo",
-         "https://www.cnn.com/2022/06/12/tech/x/index.html"),
+         "https://www.cnn.com/2022/06/12/tech/x"),
+        ("https://www.cnn.com/2022/06/12/tech/x/", "https://www.cnn.com/2022/06/12/tech/x"),
+        ("https://example.com/index.htm?id=3", "https://example.com/?id=3"),
+        ("https://example.com/docs/index.html.bak", "https://example.com/docs/index.html.bak"),
+        ("https://example.com/reindex.html", "https://example.com/reindex.html"),
         ("HTTPS://WWW.Example.COM/Path/Case/", "https://www.example.com/Path/Case"),
         ("https://example.com/a?utm_source=tw&id=7&fbclid=x&UTM_MEDIUM=y&ref=home&q=a%20b",
          "https://example.com/a?id=7&q=a%20b"),

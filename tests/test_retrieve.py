@@ -159,3 +159,21 @@ def test_warm_up_runs_in_the_background_and_swallows_errors(
     monkeypatch.setattr(store, "chunks", type("C", (), {"get": staticmethod(broken)})())
     store.warm_up().join(30)
     assert failures == []
+
+
+def test_copies_of_an_article_are_shown_once() -> None:
+    from index.retrieve import ArticleHit, _distinct
+
+    def hit(aid: str, url: str, title: str, source: str = "cnn.com", day: str = "2022-09-08"):
+        return ArticleHit(aid, title, url, source, day, 0)
+
+    ranked = [
+        hit("a", "https://cnn.com/2022/09/08/artemis", "Artemis I: two dates"),
+        hit("b", "https://cnn.com/2022/09/08/artemis/index.html", "Artemis I launch"),
+        hit("c", "https://cnn.com/2022/09/08/other", "Artemis  I: TWO dates"),
+        hit("d", "https://wire.example/artemis", "Artemis I: two dates", "wire.example"),
+        hit("e", "https://cnn.com/2022/09/09/artemis", "Artemis I: two dates", day="2022-09-09"),
+        hit("f", "https://cnn.com/untitled-1", ""),
+        hit("g", "https://cnn.com/untitled-2", ""),
+    ]
+    assert [h.article_id for h in _distinct(ranked)] == ["a", "d", "e", "f", "g"]

@@ -103,6 +103,12 @@ CASES: list[tuple[str, date | None, date | None, bool, tuple[str, ...]]] = [
     ("What did USA Today report about Black Friday?", None, None, False, ()),
     ("What was in last year's budget?", None, None, False, ()),
     ("What happened on 31 February 2022?", None, None, False, ()),
+    # the baseline of a comparison is not the period asked about
+    ("Which city's rents rose most compared to a year ago?", None, None, False, ()),
+    ("Are gas prices higher than last year?", None, None, False, ()),
+    ("Sales versus the same period last year?", None, None, False, ()),
+    ("Did cases rise this week compared with two weeks ago?", D(2022, 6, 10), REF, True,
+     ("this week",)),
 ]  # fmt: skip
 
 
