@@ -232,8 +232,8 @@ def _baselines(data_dir: Path, starter_dir: Path, questions: list[dict], k: int)
     from llama_index.vector_stores.chroma import ChromaVectorStore
     from workers import STARTER_COLLECTION
 
-    from index.embed import LlamaEmbedding, get_embedder
-    from index.retrieve import Query, Retriever
+    from index.embed import get_embedder
+    from index.retrieve import LlamaEmbedding, Query, Retriever
     from index.settings import Settings
     from index.store import Store
 

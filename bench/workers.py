@@ -97,7 +97,8 @@ def starter(corpus: Path, folder: Path, marker: dict) -> dict:
     from llama_index.core.schema import MetadataMode
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
-    from index.embed import LlamaEmbedding, get_embedder
+    from index.embed import get_embedder
+    from index.retrieve import LlamaEmbedding
     from index.settings import Settings
 
     settings = Settings()

@@ -183,15 +183,23 @@ def ask(
     ] = None,
 ) -> None:
     """Answer one QUESTION from the indexed articles, with numbered citations."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from index.embed import get_embedder
     from index.store import Store
 
     settings = _settings()
     store = Store(settings)
-    store.warm_up()  # before the heavy imports below, so loading the index overlaps them
-    from bot.render import print_answer
-    from index.answer import Answerer
+    # Loading the vector index and the ONNX model release the GIL: start both before the
+    # heavy imports below so a one-off question does not pay for them one after another.
+    store.warm_up()
+    with ThreadPoolExecutor(1) as pool:
+        embedder = pool.submit(get_embedder, settings)
+        from bot.render import print_answer
+        from index.answer import Answerer
 
-    answer = Answerer(settings, store=store).ask(question, as_of=_parse_date(as_of))
+        answerer = Answerer(settings, store=store, embedder=embedder.result())
+    answer = answerer.ask(question, as_of=_parse_date(as_of))
     if as_json:
         data = answer.to_dict()
         print(

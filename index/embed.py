@@ -13,11 +13,9 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from pydantic import PrivateAttr
 
 from index.errors import EmbedderError
 from index.settings import Settings
@@ -208,25 +206,3 @@ def get_embedder(settings: Settings) -> Embedder:
         settings.embed_batch_size,
         settings.embed_threads,
     )
-
-
-class LlamaEmbedding(BaseEmbedding):
-    """Adapter so LlamaIndex retrievers and the starter path use the same embedder."""
-
-    _embedder: Any = PrivateAttr()
-
-    def __init__(self, embedder: Embedder, **kwargs: Any) -> None:
-        super().__init__(model_name=embedder.name, embed_batch_size=256, **kwargs)
-        self._embedder = embedder
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embedder.embed([query])[0].tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._embedder.embed([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embedder.embed(texts).tolist()

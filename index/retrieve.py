@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from typing import Any
 
 import numpy as np
 from llama_index.core import VectorStoreIndex
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.vector_stores import (
     FilterCondition,
     FilterOperator,
@@ -28,9 +30,10 @@ from llama_index.core.vector_stores import (
     MetadataFilters,
 )
 from llama_index.vector_stores.chroma import ChromaVectorStore
+from pydantic import PrivateAttr
 
 from index.bm25 import Bm25Cache, Bm25Index
-from index.embed import Embedder, LlamaEmbedding, get_embedder
+from index.embed import Embedder, get_embedder
 from index.settings import Settings
 from index.store import Store, StoreError
 from index.text import terms
@@ -42,6 +45,28 @@ DENSE_WEIGHT = 0.5  # dense vs BM25 in the fused score; 0.4-0.5 was a plateau on
 TITLE_WEIGHT = 0.3  # headline share: a story's own headline is about the question, a digest's not
 DAY = 86_400
 _INDEX_PAGE = re.compile(r"/index\.html?$", re.IGNORECASE)
+
+
+class LlamaEmbedding(BaseEmbedding):
+    """Adapter so LlamaIndex retrievers and the starter path use the same embedder."""
+
+    _embedder: Any = PrivateAttr()
+
+    def __init__(self, embedder: Embedder, **kwargs: Any) -> None:
+        super().__init__(model_name=embedder.name, embed_batch_size=256, **kwargs)
+        self._embedder = embedder
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._embedder.embed([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embedder.embed([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embedder.embed(texts).tolist()
 
 
 @dataclass
