@@ -40,7 +40,9 @@ from index.text import terms
 
 OVERFETCH = 2  # unfiltered dense search fetches this many times k, then filters
 IDS_LIMIT_EMBEDDED = 100_000  # chunk ids a dense search may be restricted to, in process
-IDS_LIMIT_SERVER = 5_000  # ... and over HTTP to a Chroma server
+# ... and over HTTP to a Chroma server: at 45k chunks, 20k ids cost 25 ms and all 44k 40 ms
+# against 150-190 ms for the same window as a ``where`` filter; far larger lists would not pay.
+IDS_LIMIT_SERVER = 50_000
 DENSE_WEIGHT = 0.5  # dense vs BM25 in the fused score; 0.4-0.5 was a plateau on dev data
 TITLE_WEIGHT = 0.3  # headline share: a story's own headline is about the question, a digest's not
 DAY = 86_400
@@ -148,7 +150,7 @@ class Retriever:
         return self._dense(query.text, k, filters)
 
     def _ids_limit(self) -> int:
-        # Every id travels with the query; over HTTP, a long list costs more than it saves.
+        # Every id travels with the query, so over HTTP the list must stay moderate.
         return IDS_LIMIT_SERVER if self.settings.server_mode else IDS_LIMIT_EMBEDDED
 
     def _index_current(self, index: Bm25Index) -> bool:
