@@ -38,6 +38,12 @@ _PRONOUN = re.compile(
 )
 CONTEXT_CHARS = 300  # carried topic is capped, so a long conversation cannot snowball
 _CITATION_REF = re.compile(r"\[(\d{1,2})\]")
+# A year named in a question ("the 2025 Nobel Peace Prize", "the 2026 talks"); before a
+# plural without "the" it is a count ("2000 homes").
+_YEAR = re.compile(
+    r"(?<![\d,.$])\b(?:(?<=the )(19[5-9]\d|20\d\d)\b|(19[5-9]\d|20\d\d)\b(?!\s+[a-z]+s\b))",
+    re.IGNORECASE,
+)
 
 
 class QuestionError(ValueError):
@@ -198,7 +204,12 @@ class Answerer:
             avoid=resolved.already_said,
             boilerplate=keyword_index.boilerplate,
         )
-        evidence = [e for e in evidence if not self._stale(e.hit, resolved.as_of)]
+        named = _named_year(resolved.standalone, resolved.query.reference)
+        evidence = [
+            e
+            for e in evidence
+            if not self._stale(e.hit, resolved.as_of) and not _predates(e.hit, named)
+        ]
         confidence = evidence[0].score if evidence else 0.0
         if confidence < self.settings.refusal_threshold:
             return refusal(resolved)
@@ -226,6 +237,18 @@ class Answerer:
                     created=0.0,
                 ),
             )
+
+
+def _named_year(question: str, reference: date | None) -> int | None:
+    """The latest past-or-current year the question names: an article from before it cannot
+    report that year's events. (A future year asks about plans, which older articles can.)"""
+    years = [int(a or b) for a, b in _YEAR.findall(question)]
+    past = [y for y in years if reference is None or y <= reference.year]
+    return max(past) if past else None
+
+
+def _predates(hit: ArticleHit, year: int | None) -> bool:
+    return year is not None and 0 <= hit.published_ts < day_ts(date(year, 1, 1))
 
 
 def _follow_up(question: str, previous: Turn) -> tuple[str, list[str] | None]:

@@ -151,3 +151,35 @@ def test_pronoun_in_a_full_question_is_not_a_follow_up(answerer: Answerer) -> No
     answerer.ask("What did Pakistan and Azerbaijan agree about defence hardware?", "p1")
     question = "Which workers walked out this week in a dispute over their pay and conditions?"
     assert answerer.ask(question, "p1").question == question
+
+
+@pytest.mark.parametrize(
+    ("reference", "year", "refused"),
+    [
+        (date(2026, 11, 28), 2026, True),  # the seed article (Jan 2025) cannot report 2026
+        (date(2026, 11, 28), 2025, False),
+        (date(2024, 6, 1), 2026, False),  # a future year asks about plans: no rule
+    ],
+)
+def test_a_named_year_needs_articles_from_that_year_on(
+    seeded: Settings, embedder, reference: date, year: int, refused: bool
+) -> None:
+    settings = seeded.model_copy(update={"reference_date": reference})
+    answerer = Answerer(settings, embedder=embedder)
+    answer = answerer.ask(
+        f"What did Pakistan and Azerbaijan agree about defence hardware in the {year} talks?"
+    )
+    assert answer.refused is refused
+    if refused:
+        assert answer.see_also and SEED_TITLE_WORD in answer.see_also[0].title
+
+
+def test_counts_are_not_years() -> None:
+    from index.answer import _named_year
+
+    ref = date(2026, 1, 1)
+    assert _named_year("Why did 2000 homes lose power?", ref) is None
+    assert _named_year("Did it cost $2,025 or 1,999 votes?", ref) is None
+    assert _named_year("Compare 2019 and the 2024 budgets", ref) == 2024
+    assert _named_year("What did the 2022 midterms show?", ref) == 2022
+    assert _named_year("Who will host the 2030 World Cup?", ref) is None
