@@ -38,22 +38,23 @@ from pathlib import Path
 from common import (
     Machine,
     RunResult,
+    add_output_options,
     bench_env,
     count_lines,
+    log,
     mb,
     median,
     newsdesk_cmd,
     percentile,
+    publish,
     report,
     require_data,
     run_measured,
     run_worker,
     secs,
-    section_preamble,
     subset_jsonl,
     table,
     temp_dir,
-    update_results,
     verdict,
 )
 
@@ -61,10 +62,6 @@ SECTION = "Answering (bench/answer_bench.py)"
 RANKS = (1, 5, 10)
 # Issue 3's reference figures for the starter path (top 10 chunks, full corpus, dev set).
 REFERENCE = {"dense (starter)": (0.64, 0.42), "BM25": (0.65, 0.49), "hybrid RRF": (0.69, 0.50)}
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -114,10 +111,7 @@ def main() -> None:
         "what a deployment that prefers one outlet would configure); an extra row, the "
         "targets stay on the defaults",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
-    parser.add_argument(
-        "--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone"
-    )
+    add_output_options(parser)
     args = parser.parse_args()
     dev, source = require_data("dev.jsonl", args.corpus)
     machine, started = Machine(), datetime.now()
@@ -187,10 +181,7 @@ def main() -> None:
         )
         if args.keep:
             report += f"\n\nKept: data dir `{data_dir}`, starter index `{starter_dir}`."
-    print(report)
-    if not args.no_write:
-        update_results(SECTION, section_preamble(machine, started) + "\n" + report)
-        log(f"written to the '{SECTION}' section of bench/RESULTS.md")
+    publish(SECTION, report, machine, started, args)
 
 
 def _starter_index(folder: Path, corpus: Path, marker: dict, tmp: Path) -> str:

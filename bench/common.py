@@ -14,6 +14,7 @@ puts this folder on ``sys.path``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
@@ -39,6 +40,10 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DATA = REPO.parent / "shared" / "data" / "realtimeqa"
 RESULTS = BENCH / "RESULTS.md"
+# The tests' helpers (a real `chroma run`, the fake Bot API) serve the benchmarks too.
+sys.path.insert(0, str(REPO / "tests"))
+from chroma_run import ChromaRun  # noqa: E402, F401  (re-exported for the scripts)
+
 RESULTS_HEADER = (
     "# Benchmark results\n\n"
     "Written by the scripts in `bench/`; each script rewrites only its own section.\n"
@@ -373,15 +378,6 @@ def read_jsonl(path: Path, limit: int = 0) -> list[dict]:
     return rows
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def dir_size(path: Path) -> int:
     """Bytes allocated on disk by the files under ``path`` (like ``du``; sparse files count
     only what they use)."""
@@ -444,69 +440,38 @@ class RssSampler:
             self._thread.join()
 
 
-class ChromaServer:
-    """``chroma run --path PATH`` on 127.0.0.1 and a free port, until ``stop()`` (or the end
-    of a ``with`` block). Its output goes to ``log``; start-up waits for the heartbeat."""
-
-    def __init__(self, path: Path, log: Path, *, startup_timeout: float = 120.0) -> None:
-        self.path = path
-        self.log = log
-        self.host = "127.0.0.1"
-        self.port = free_port()
-        self.startup_timeout = startup_timeout
-        self.proc: psutil.Popen | None = None
-
-    def start(self) -> ChromaServer:
-        import httpx
-
-        chroma = Path(sys.executable).with_name("chroma")
-        if not chroma.exists():
-            raise RuntimeError(f"`chroma` not found beside {sys.executable}")
-        cmd = [str(chroma), "run", "--path", str(self.path), "--host", self.host]
-        cmd += ["--port", str(self.port)]
-        with self.log.open("wb") as out:  # the child keeps its own copy of the descriptor
-            self.proc = psutil.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + self.startup_timeout
-        url = f"http://{self.host}:{self.port}/api/v2/heartbeat"
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return self
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = self.log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"`chroma run` did not start:\n{tail}")
-            time.sleep(0.2)
-
-    def rss(self) -> int:
-        if self.proc is None:
-            return 0
-        with contextlib.suppress(psutil.Error):
-            return self.proc.memory_info().rss
-        return 0
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except psutil.TimeoutExpired:
-            proc.kill()
-            proc.wait(15)
-
-    def __enter__(self) -> ChromaServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 def report(parts: list[tuple[str, str]], notes: list[str]) -> str:
     """A RESULTS.md section body: each (heading, markdown) part, then the notes as a list."""
     body = [f"### {heading}\n\n{markdown}" for heading, markdown in parts]
     body.append("### Notes\n\n" + "\n".join(f"- {n}" for n in notes))
     return "\n\n".join(body)
+
+
+# --- command line and publishing -------------------------------------------------------------
+def log(message: str) -> None:
+    """Progress for the person running a benchmark: stderr, so stdout stays the report."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_output_options(parser: argparse.ArgumentParser, keep_help: str = "") -> None:
+    """--keep, --no-write and --results, the same in every benchmark."""
+    parser.add_argument("--keep", action="store_true", help=keep_help or "keep the temp folder")
+    parser.add_argument(
+        "--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone"
+    )
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="Markdown file whose section is rewritten (default bench/RESULTS.md)",
+    )
+
+
+def publish(
+    section: str, body: str, machine: Machine, started: datetime, args: argparse.Namespace
+) -> None:
+    """Print a benchmark's report and, unless --no-write, make it its RESULTS.md section."""
+    print(body)
+    if not args.no_write:
+        update_results(section, section_preamble(machine, started) + "\n" + body, args.results)
+        log(f"written to the '{section}' section of {args.results}")

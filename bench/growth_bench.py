@@ -45,25 +45,25 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    RESULTS,
-    ChromaServer,
+    ChromaRun,
     Machine,
     RssSampler,
+    add_output_options,
     bench_env,
     count_lines,
     dir_size,
+    log,
     newsdesk_cmd,
     percentile,
+    publish,
     read_jsonl,
     report,
     require_data,
     run_measured,
     secs,
-    section_preamble,
     subset_jsonl,
     table,
     temp_dir,
-    update_results,
     verdict,
 )
 
@@ -73,10 +73,6 @@ LATENCY_RATIO = 2.0
 SERVER_MS = 20.0
 WORKER = "_latency"
 HISTORY_FILE = "conversations.sqlite3"  # index.history.FILE_NAME; not copied for the server
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- the latency worker (a fresh interpreter per size and mode) ---------------------------------
@@ -176,7 +172,7 @@ def measure_latency(
     args: argparse.Namespace,
     out: Path,
     cwd: Path,
-    server: ChromaServer | None = None,
+    server: ChromaRun | None = None,
 ) -> Latency:
     cmd = [sys.executable, str(Path(__file__).resolve()), WORKER]
     cmd += ["--data-dir", str(data_dir), "--questions-file", str(args.questions_path)]
@@ -215,7 +211,7 @@ def measure_size(n: int, source: Path, args: argparse.Namespace, tmp: Path) -> S
     log(f"[N={n}] server: copying the data dir, starting `chroma run`")
     shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns(HISTORY_FILE + "*"))
     try:
-        with ChromaServer(copy / "chroma", work / "chroma.log") as server:
+        with ChromaRun(copy / "chroma", work / "chroma.log") as server:
             assert server.proc is not None
             with RssSampler(server.proc.pid, children=True) as sampler:
                 served = measure_latency(copy, args, work / "server.json", work, server)
@@ -269,16 +265,7 @@ def main() -> None:
     parser.add_argument(
         "--questions-file", default="dev.jsonl", help="question set (default dev.jsonl)"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
-    parser.add_argument(
-        "--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone"
-    )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=RESULTS,
-        help="Markdown file whose section is rewritten (default bench/RESULTS.md)",
-    )
+    add_output_options(parser)
     args = parser.parse_args()
     try:
         sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
@@ -302,19 +289,8 @@ def main() -> None:
         if args.keep:
             log(f"kept {tmp}")
     section, guidance = _report(results, args, machine)
-    print(section)
-    print("\nGuidance (for the README):\n\n" + guidance)
-    if not args.no_write:
-        update_results(
-            SECTION,
-            section_preamble(machine, started)
-            + "\n"
-            + section
-            + "\n\n### Guidance (for the README)\n\n"
-            + guidance,
-            args.results,
-        )
-        log(f"written to the '{SECTION}' section of {args.results}")
+    body = section + "\n\n### Guidance (for the README)\n\n" + guidance
+    publish(SECTION, body, machine, started, args)
 
 
 # --- report -------------------------------------------------------------------------------------

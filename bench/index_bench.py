@@ -26,26 +26,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime
 
 from common import (
     Machine,
     RunResult,
+    add_output_options,
     bench_env,
     count_lines,
+    log,
     mb,
     newsdesk_cmd,
+    publish,
     report,
     require_data,
     run_measured,
     run_worker,
     secs,
-    section_preamble,
     subset_jsonl,
     table,
     temp_dir,
-    update_results,
     verdict,
 )
 
@@ -54,10 +54,6 @@ FULL_ARTICLES = 3974
 FLOOR_RATIO = 1.15
 NOOP_SECONDS = 3.0
 RSS_LIMIT = 1e9  # 1 GB, decimal: the stricter reading
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -71,13 +67,9 @@ def main() -> None:
         default=600,
         help="first N articles of corpus-full.jsonl (default 600; 0 = all 3,974)",
     )
-    parser.add_argument(
-        "--keep",
-        action="store_true",
-        help="keep the temp folder (newsdesk data dir and starter index) for answer_bench.py",
-    )
-    parser.add_argument(
-        "--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone"
+    add_output_options(
+        parser,
+        keep_help="keep the temp folder (newsdesk data dir and starter index) for answer_bench.py",
     )
     args = parser.parse_args()
     (source,) = require_data("corpus-full.jsonl")
@@ -129,10 +121,7 @@ def main() -> None:
                 f"(reuse: `answer_bench.py --data-dir {data_dir} --starter-dir {starter_dir}` "
                 "when this ran on the full corpus)."
             )
-    print(report)
-    if not args.no_write:
-        update_results(SECTION, section_preamble(machine, started) + "\n" + report)
-        log(f"written to the '{SECTION}' section of bench/RESULTS.md")
+    publish(SECTION, report, machine, started, args)
 
 
 def _report(

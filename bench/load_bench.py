@@ -67,29 +67,26 @@ from typing import Any
 
 import psutil
 from common import (
-    REPO,
-    RESULTS,
     Machine,
     RssSampler,
+    add_output_options,
     bench_env,
     count_lines,
+    log,
     mb,
     newsdesk_cmd,
     percentile,
+    publish,
     read_jsonl,
     report,
     require_data,
     run_measured,
     secs,
-    section_preamble,
     subset_jsonl,
     table,
     temp_dir,
-    update_results,
     verdict,
 )
-
-sys.path.insert(0, str(REPO / "tests"))
 from fakes.telegram_server import FakeTelegram
 
 SECTION = "Load test (bench/load_bench.py)"
@@ -100,10 +97,6 @@ P95_TARGET = 1.0  # seconds
 GROWTH_TARGET = 0.05
 POLL = 0.02  # seconds between checks for replies
 MODES = ("paced", "burst")
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- instruments ------------------------------------------------------------------------------
@@ -652,16 +645,7 @@ def main() -> None:
         default=1800.0,
         help="hard limit for the whole run in seconds; the process ends itself (1800)",
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temp folder")
-    parser.add_argument(
-        "--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone"
-    )
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=RESULTS,
-        help="Markdown file whose section is rewritten (default bench/RESULTS.md)",
-    )
+    add_output_options(parser)
     args = parser.parse_args()
     if min(args.chats, args.messages, args.rounds) < 1:
         parser.error("--chats, --messages and --rounds must be at least 1")
@@ -675,10 +659,7 @@ def main() -> None:
             peak = sampler.peak
         timer.cancel()
     report = _report(args, setup, result, peak)
-    print(report)
-    if not args.no_write:
-        update_results(SECTION, section_preamble(machine, started) + "\n" + report, args.results)
-        log(f"written to the '{SECTION}' section of {args.results}")
+    publish(SECTION, report, machine, started, args)
 
 
 # --- report -------------------------------------------------------------------------------------

@@ -4,15 +4,13 @@ real `chroma run` server on 127.0.0.1 for server-mode tests."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from chroma_run import ChromaRun
 from fakes.fixtures import fake_openai, fake_telegram  # noqa: F401
 
 from index.embed import LocalEmbedder
@@ -107,66 +105,13 @@ def newsdesk(
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ChromaProcess:
-    """A `chroma run` of our own on a fixed port and path, stopped and restarted at will."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        chroma = Path(sys.executable).with_name("chroma")
-        if not chroma.exists():
-            pytest.fail("the `chroma` command is missing: install the project (`pip install -e .`)")
-        log = (self.path / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                *(str(chroma), "run", "--path", str(self.path / "db")),
-                *("--host", "127.0.0.1", "--port", str(self.port)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                url = f"http://127.0.0.1:{self.port}/api/v2/heartbeat"
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                log_text = (self.path / "server.log").read_text(errors="replace")[-2000:]
-                pytest.fail(f"chroma run did not start: {log_text}")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(15)
+def chroma_process_at(folder: Path) -> ChromaRun:
+    """A `chroma run` storing in ``folder/db`` and logging to ``folder/server.log``."""
+    return ChromaRun(folder / "db", folder / "server.log", startup_timeout=60)
 
 
 @pytest.fixture(scope="session")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """A real `chroma run` on 127.0.0.1 with its own data dir, for the whole session."""
-    server = ChromaProcess(tmp_path_factory.mktemp("chroma-server"))
-    server.start()
-    try:
-        yield "127.0.0.1", server.port
-    finally:
-        server.stop()
+    with chroma_process_at(tmp_path_factory.mktemp("chroma-server")) as server:
+        yield server.host, server.port

@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import OTHER_ARTICLES, SEED, ChromaProcess, free_port, make_settings, newsdesk
+from chroma_run import ChromaRun, free_port
+from conftest import (
+    OTHER_ARTICLES,
+    SEED,
+    chroma_process_at,
+    make_settings,
+    newsdesk,
+)
 from fakes.openai_server import Error, FakeOpenAI, Hang, Reply
 from fakes.telegram_server import FakeTelegram
 from rich.console import Console
@@ -45,15 +52,11 @@ SEED_QUOTE = "joint sale of defense hardware"
 
 
 @pytest.fixture
-def chroma_process(tmp_path: Path) -> Iterator[ChromaProcess]:
+def chroma_process(tmp_path: Path) -> Iterator[ChromaRun]:
     path = tmp_path / "chroma-server"
     path.mkdir()
-    server = ChromaProcess(path)
-    server.start()
-    try:
+    with chroma_process_at(path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def scripted_input(steps: list[str | Callable[[], None]]) -> Callable[..., str]:
@@ -75,7 +78,7 @@ def scripted_input(steps: list[str | Callable[[], None]]) -> Callable[..., str]:
 @pytest.mark.server
 def test_chroma_server_stopped_mid_session(
     tmp_path: Path,
-    chroma_process: ChromaProcess,
+    chroma_process: ChromaRun,
     embedder: LocalEmbedder,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

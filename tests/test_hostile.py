@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
+from chroma_run import free_port
 from fakes.openai_server import Error, FakeOpenAI, Reply
 from fakes.telegram_server import FakeTelegram
 from rich.console import Console

@@ -14,7 +14,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import free_port, make_settings
+from chroma_run import free_port
+from conftest import make_settings
 from fakes.openai_server import Error, FakeOpenAI, Hang, Malformed, Reply, Slow
 
 from index.answer import Answerer

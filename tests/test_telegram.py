@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, make_settings
+from chroma_run import free_port
+from conftest import make_settings
 from fakes.openai_server import Error, FakeOpenAI, Reply, Slow
 from fakes.telegram_server import FakeTelegram, parse_html
 from telegram.ext import Application
