@@ -413,11 +413,7 @@ class FakeOpenAI:
             h.send_json(400, error_body(400, "'messages' and 'model' are required properties"))
             return
         outcome = self._next_chat(body)
-        if isinstance(outcome, Error):
-            self._send_error(h, outcome)
-            return
-        if isinstance(outcome, Hang):
-            self._wait(None)
+        if self._failed(h, outcome):
             return
         stream = bool(body.get("stream"))
         model = str(body["model"])
@@ -512,16 +508,22 @@ class FakeOpenAI:
         h.send_chunk(b"data: [DONE]\n\n")
         h.end_chunks()
 
+    def _failed(self, h: _Handler, outcome: Any) -> bool:
+        """Scripted failures every endpoint shares: an HTTP error, or never answering."""
+        if isinstance(outcome, Error):
+            self._send_error(h, outcome)
+            return True
+        if isinstance(outcome, Hang):
+            self._wait(None)
+            return True
+        return False
+
     def _embeddings(self, h: _Handler, body: Any) -> None:
         if not isinstance(body, dict) or "input" not in body or "model" not in body:
             h.send_json(400, error_body(400, "'input' and 'model' are required properties"))
             return
         outcome = self._pop(self._embedding_script) or Reply("")
-        if isinstance(outcome, Error):
-            self._send_error(h, outcome)
-            return
-        if isinstance(outcome, Hang):
-            self._wait(None)
+        if self._failed(h, outcome):
             return
         if isinstance(outcome, Malformed):
             h.send_bytes(
