@@ -84,8 +84,10 @@ def index(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Index articles (.md .txt .html .json .jsonl): new and changed ones are embedded,
-    unchanged ones skipped, vanished ones removed. Safe to interrupt and re-run."""
+    """Index articles (.md .txt .html .json .jsonl), incrementally and safely.
+
+    New and changed articles are embedded, unchanged ones skipped, vanished ones removed.
+    Safe to interrupt and re-run: the index converges."""
     from index.ingest import index_paths
 
     settings = _settings()
@@ -226,8 +228,9 @@ def _exit_now() -> None:
 
 @app.command()
 def chat() -> None:
-    """The REPL: ask questions, follow up, see numbered sources. Indexes the corpus first
-    if the index is empty."""
+    """The REPL: ask questions, follow up, see numbered sources.
+
+    Indexes the corpus first if the index is empty."""
     import sys as _sys
 
     from bot.repl import run

@@ -514,7 +514,7 @@ def canonical_url(url: str) -> str:
     return urlunsplit((scheme, host, path, query, ""))
 
 
-_INDEX_PAGE = re.compile(r"/index\.html?$", re.IGNORECASE)
+_INDEX_PAGE = re.compile(r"/index\.html?/*$", re.IGNORECASE)  # feeds also write ".../index.html/"
 
 
 def _is_tracking(key: str) -> bool:

@@ -46,7 +46,7 @@ IDS_LIMIT_SERVER = 50_000
 DENSE_WEIGHT = 0.5  # dense vs BM25 in the fused score; 0.4-0.5 was a plateau on dev data
 TITLE_WEIGHT = 0.3  # headline share: a story's own headline is about the question, a digest's not
 DAY = 86_400
-_INDEX_PAGE = re.compile(r"/index\.html?$", re.IGNORECASE)
+_INDEX_PAGE = re.compile(r"/index\.html?/*$", re.IGNORECASE)
 
 
 class LlamaEmbedding(BaseEmbedding):
@@ -328,14 +328,14 @@ class Retriever:
 
 def _distinct(ranked: list[ArticleHit]) -> list[ArticleHit]:
     """Drop copies of a better-ranked article: the same page under a second URL
-    (``/slug`` and ``/slug/index.html``), or the same headline from the same source on the
-    same day (a re-published story). A reader should not see one article twice as sources."""
+    (``/slug`` and ``/slug/index.html``), or the same text re-published by the same source
+    under another URL (one of its passages is word for word a passage already shown). A
+    headline alone is not enough: recurring headlines ("Live updates") head different texts."""
     seen: set[tuple[str, ...]] = set()
     out = []
     for hit in ranked:
         keys = {("url", _INDEX_PAGE.sub("", hit.url.rstrip("/")).rstrip("/"))}
-        if hit.title.strip():
-            keys.add(("story", hit.source, " ".join(hit.title.lower().split()), hit.published[:10]))
+        keys |= {("text", hit.source, " ".join(p.text.split())) for p in hit.passages}
         if keys & seen:
             continue
         seen |= keys

@@ -281,6 +281,7 @@ def test_parse_date(value: object, expected: str) -> None:
         ("https://www.cnn.com/2022/06/12/tech/x/index.html#:~:text=Foo",
          "https://www.cnn.com/2022/06/12/tech/x"),
         ("https://www.cnn.com/2022/06/12/tech/x/", "https://www.cnn.com/2022/06/12/tech/x"),
+        ("https://www.cnn.com/2022/09/09/us/x/index.html/", "https://www.cnn.com/2022/09/09/us/x"),
         ("https://example.com/index.htm?id=3", "https://example.com/?id=3"),
         ("https://example.com/docs/index.html.bak", "https://example.com/docs/index.html.bak"),
         ("https://example.com/reindex.html", "https://example.com/reindex.html"),

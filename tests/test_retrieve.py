@@ -162,18 +162,20 @@ def test_warm_up_runs_in_the_background_and_swallows_errors(
 
 
 def test_copies_of_an_article_are_shown_once() -> None:
-    from index.retrieve import ArticleHit, _distinct
+    from index.retrieve import ArticleHit, Passage, _distinct
 
-    def hit(aid: str, url: str, title: str, source: str = "cnn.com", day: str = "2022-09-08"):
-        return ArticleHit(aid, title, url, source, day, 0)
+    def hit(aid: str, url: str, text: str, source: str = "cnn.com", title: str = "Live updates"):
+        found = ArticleHit(aid, title, url, source, "2022-09-08", 0)
+        found.passages = [Passage(f"{aid}-0", text, 0), Passage(f"{aid}-1", f"{aid} only", 1)]
+        return found
 
     ranked = [
-        hit("a", "https://cnn.com/2022/09/08/artemis", "Artemis I: two dates"),
-        hit("b", "https://cnn.com/2022/09/08/artemis/index.html", "Artemis I launch"),
-        hit("c", "https://cnn.com/2022/09/08/other", "Artemis  I: TWO dates"),
-        hit("d", "https://wire.example/artemis", "Artemis I: two dates", "wire.example"),
-        hit("e", "https://cnn.com/2022/09/09/artemis", "Artemis I: two dates", day="2022-09-09"),
-        hit("f", "https://cnn.com/untitled-1", ""),
-        hit("g", "https://cnn.com/untitled-2", ""),
+        hit("a", "https://cnn.com/2022/09/08/artemis", "NASA eyes two dates."),
+        hit("b", "https://cnn.com/2022/09/08/artemis/index.html/", "Different text."),
+        hit("c", "https://cnn.com/2022/09/08/artemis-2", "NASA  eyes two\ndates."),
+        hit("d", "https://wire.example/artemis", "NASA eyes two dates.", "wire.example"),
+        hit("e", "https://cnn.com/2022/09/08/live-updates-ukraine", "Kyiv said on Thursday."),
+        hit("f", "https://cnn.com/untitled-1", "One.", title=""),
+        hit("g", "https://cnn.com/untitled-2", "Two.", title=""),
     ]
     assert [h.article_id for h in _distinct(ranked)] == ["a", "d", "e", "f", "g"]
