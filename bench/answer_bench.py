@@ -346,7 +346,8 @@ def _report(
         ["metric", "newsdesk (offline)"],
         [
             ["answer accuracy (answerable)", f(m["accuracy"])],
-            ["citation precision", f(m["citation_precision"])],
+            ["citation precision (cited article is a gold URL)", f(m["citation_precision"])],
+            ["citation support (cited article holds the answer)", f(m["citation_support"])],
             ["refusal rate (unanswerable)", f(m["refusal_rate"])],
             ["false refusal rate (answerable)", f(m["false_refusal_rate"])],
             ["warm latency p50 / p95", f"{m['p50_ms']:.0f} / {m['p95_ms']:.0f} ms"],
@@ -416,7 +417,8 @@ def _report(
         notes.append(
             f"With `NEWSDESK_SOURCE_WEIGHTS={args.source_weights}` (not the default; the dev "
             f"questions come from one outlet's news quiz): accuracy {f(weighted['accuracy'])}, "
-            f"citation precision {f(weighted['citation_precision'])}, refusal "
+            f"citation precision {f(weighted['citation_precision'])}, citation support "
+            f"{f(weighted['citation_support'])}, refusal "
             f"{f(weighted['refusal_rate'])}, false refusals {f(weighted['false_refusal_rate'])}."
             " The targets table above uses the defaults."
         )

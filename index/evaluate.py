@@ -3,6 +3,11 @@
 Questions look like ``realtimeqa/dev.jsonl``: ``question``, ``answer``, ``gold_urls``,
 ``answerable`` and ``date``. Each question is asked in the world as it was on its ``date``:
 that day is the reference for "this week" and the as-of date that hides later articles.
+
+Citation precision counts a citation as right only when it is one of the question's gold
+URLs, though a feed often carries the same story several times (other outlets, updates,
+digests). ``citation_support`` is the looser, complementary figure: the share of citations
+whose article contains the expected answer at all.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 from index.answer import Answerer
 from index.corpus import canonical_url
+from index.models import Citation
 
 RANKS = (1, 5, 10)
 _QUOTES = re.compile(r"[\"'“”‘’`]")
@@ -48,7 +54,7 @@ def evaluate(
 ) -> dict:
     hits_at = dict.fromkeys(RANKS, 0)
     rr_sum = 0.0
-    correct = cited = cited_gold = refused_unans = refused_ans = 0
+    correct = cited = cited_gold = cited_support = refused_unans = refused_ans = 0
     n_ans = n_unans = 0
     latencies: list[float] = []
     details = []
@@ -72,6 +78,11 @@ def evaluate(
                 urls = [canonical_url(c.url) for c in answer.citations]
                 cited += len(urls)
                 cited_gold += sum(u in gold for u in urls)
+                expected = normalise(str(q.get("answer", "")))
+                cited_support += sum(
+                    bool(expected) and expected in normalise(_article_text(answerer, c))
+                    for c in answer.citations
+                )
         else:
             n_unans += 1
             refused_unans += answer.refused
@@ -92,6 +103,7 @@ def evaluate(
         "mrr@10": _ratio(rr_sum, n_ans),
         "accuracy": _ratio(correct, n_ans),
         "citation_precision": _ratio(cited_gold, cited),
+        "citation_support": _ratio(cited_support, cited),
         "refusal_rate": _ratio(refused_unans, n_unans),
         "false_refusal_rate": _ratio(refused_ans, n_ans),
         "p50_ms": round(_percentile(latencies, 50), 1),
@@ -100,6 +112,12 @@ def evaluate(
         "n_unanswerable": n_unans,
         "details": details,
     }
+
+
+def _article_text(answerer: Answerer, citation: Citation) -> str:
+    if not citation.article_id:
+        return citation.quote
+    return answerer.retriever.store.article_text(citation.article_id)
 
 
 def _ratio(num: float, den: int) -> float:

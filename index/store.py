@@ -165,6 +165,16 @@ class Store:
         for start in range(0, len(ids), _PAGE):
             self.articles.delete(ids=ids[start : start + _PAGE])
 
+    def article_text(self, article_id: str) -> str:
+        """An article's text as its chunks hold it (overlaps repeated): enough to check what
+        it says, e.g. whether a cited article contains an expected answer."""
+        got = self.chunks.get(where={"article_id": article_id}, include=["documents", "metadatas"])
+        parts = sorted(
+            zip(got["metadatas"], got["documents"]),
+            key=lambda md: int((md[0] or {}).get("position", 0)),
+        )
+        return "\n".join(doc or "" for _, doc in parts)
+
     def chunk_keys(self) -> list[tuple[str, str, str]]:
         """(chunk id, article id, content hash) of every chunk: the ground truth for repair."""
         out = []

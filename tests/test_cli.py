@@ -180,3 +180,41 @@ def test_help_of_each_command(tmp_path: Path) -> None:
         for word in words:
             assert word in text, (command, word)
     assert not (tmp_path / "data").exists()  # --help touches nothing
+
+
+EVAL_KEYS = {
+    "hit@1", "hit@5", "hit@10", "mrr@10", "accuracy", "citation_precision", "citation_support",
+    "refusal_rate", "false_refusal_rate", "p50_ms", "p95_ms", "n_answerable", "n_unanswerable",
+}  # fmt: skip
+
+
+def test_eval_json_indexes_the_corpus_and_scores_it(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(OTHER_ARTICLES + "\n", encoding="utf-8")
+    questions = [
+        {"question": "Why did rail workers in Britain walk out?", "answer": "pay",
+         "gold_urls": ["https://example.com/2022/06/10/rail-strike"], "answerable": True,
+         "date": "2022-06-11"},
+        # The feed holds a copy of this story, not the one the question was written from:
+        # citing it is supported (it holds the answer) but not precise (not a gold URL).
+        {"question": "What temperature did Seville reach in early July?", "answer": "44 degrees",
+         "gold_urls": ["https://elsewhere.example/seville-record"], "answerable": True,
+         "date": "2022-07-03"},
+        {"question": "Which team won the 2031 Cricket World Cup final?", "answer": "",
+         "gold_urls": [], "answerable": False, "date": "2031-12-01"},
+    ]  # fmt: skip
+    qfile = tmp_path / "questions.jsonl"
+    qfile.write_text("\n".join(json.dumps(q) for q in questions) + "\n", encoding="utf-8")
+    env = cli_env(tmp_path / "data", tmp_path / "corpus")
+
+    proc = newsdesk("eval", str(qfile), "--corpus", str(feed), "--json", env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = one_json_object(proc)
+    assert result.keys() >= EVAL_KEYS
+    assert (result["n_answerable"], result["n_unanswerable"]) == (2, 1)
+    assert result["hit@1"] == 0.5 and result["hit@10"] == 0.5  # the copy never counts as a hit
+    assert result["accuracy"] == 1.0
+    assert result["citation_support"] == 1.0
+    assert result["citation_precision"] <= 0.5
+    assert (result["refusal_rate"], result["false_refusal_rate"]) == (1.0, 0.0)
+    assert 0 < result["p50_ms"] <= result["p95_ms"]
