@@ -117,7 +117,7 @@ def evaluate(
 def _article_text(answerer: Answerer, citation: Citation) -> str:
     if not citation.article_id:
         return citation.quote
-    return answerer.retriever.store.article_text(citation.article_id)
+    return f"{citation.title}\n{answerer.retriever.store.article_text(citation.article_id)}"
 
 
 def _ratio(num: float, den: int) -> float:
