@@ -302,13 +302,19 @@ def _mb(nbytes: float) -> str:
     return f"{nbytes / 1e6:,.0f}"
 
 
+def _size_label(s: Size) -> str:
+    """N lines of the feed, and the articles they hold where copies of one page merged."""
+    held = s.embedded.result["articles"]
+    return f"{s.n:,}" if held == s.n else f"{s.n:,} ({held:,})"
+
+
 def _report(results: list[Size], args: argparse.Namespace, machine: Machine) -> tuple[str, str]:
     rows = []
     for s in results:
         e, v = s.embedded, s.server
         rows.append(
             [
-                f"{s.n:,}",
+                _size_label(s),
                 "reused" if s.reused else secs(s.index["seconds"]) if s.index else "-",
                 f"{s.index['chunks']:,}" if s.index else f"{e.result['chunks']:,}",
                 _mb(s.disk),
@@ -324,7 +330,7 @@ def _report(results: list[Size], args: argparse.Namespace, machine: Machine) -> 
         )
     measured = table(
         [
-            "N",
+            "N (articles)",
             "index s",
             "chunks",
             "size on disk MB",
