@@ -23,7 +23,7 @@ import Stemmer
 
 from index.settings import Settings
 from index.store import Store
-from index.text import sentences
+from index.text import one_spelling, sentences
 
 log = logging.getLogger(__name__)
 # bm25s sets its own logger to DEBUG at import, which would print through any handler the
@@ -33,13 +33,19 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 _STEMMER = Stemmer.Stemmer("english")
 _PAGE = 5000
 BOILERPLATE_ARTICLES = 4  # a sentence in this many articles is furniture, not news
-CHECK_EVERY = 1.0
-FORMAT = 2  # bump when what is saved changes: old folders are then rebuilt, not misread  # seconds between version checks; a query in between uses what it has
+CHECK_EVERY = 1.0  # seconds between version checks; a query in between uses what it has
+# Bump when what is saved (or how text becomes tokens) changes: old folders are then rebuilt
+# from the collection, not misread. 3: one spelling per word (index.text.one_spelling).
+FORMAT = 3
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(
-        texts, stopwords="en", stemmer=_STEMMER, return_ids=False, show_progress=False
+        [one_spelling(t) for t in texts],
+        stopwords="en",
+        stemmer=_STEMMER,
+        return_ids=False,
+        show_progress=False,
     )
 
 
@@ -146,6 +152,7 @@ def find_boilerplate(texts: list[str], article_ids: list[str]) -> frozenset[str]
 
 
 def tokenize_ids(texts: list[str]) -> bm25s.tokenization.Tokenized:
+    texts = [one_spelling(t) for t in texts]
     return bm25s.tokenize(texts, stopwords="en", stemmer=_STEMMER, show_progress=False)
 
 

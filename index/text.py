@@ -170,7 +170,6 @@ STOPWORDS = frozenset(
         "much",
         "might",
         "may",
-        'us".split()',
     ]
 )
 
@@ -198,5 +197,70 @@ def words(text: str) -> list[str]:
 
 
 def terms(text: str) -> list[str]:
-    """Content-word stems: lower-cased, stopwords dropped, Snowball-stemmed."""
-    return _STEM.stemWords([w for w in words(text) if w not in STOPWORDS and len(w) > 1])
+    """Content-word stems: lower-cased, one spelling per word, stopwords dropped, stemmed."""
+    return _STEM.stemWords([_american(w) for w in words(text) if w not in STOPWORDS and len(w) > 1])
+
+
+def one_spelling(text: str) -> str:
+    """Lower-cased ``text`` with British spellings made American ("defence" -> "defense"),
+    so that a question and an article match whichever side of the Atlantic wrote them. The
+    stemmer does not do this: "defence" and "defense" stem differently."""
+    return _LETTERS.sub(lambda m: _SPELLING.get(m.group(0), m.group(0)), text.lower())
+
+
+def _american(word: str) -> str:
+    base, possessive = (word[:-2], word[-2:]) if word.endswith(("'s", "’s")) else (word, "")
+    return _SPELLING.get(base, base) + possessive
+
+
+def _spellings() -> dict[str, str]:
+    """British -> American for common news words: whole words and regular families."""
+    table = dict(
+        pair.split(":")
+        for pair in _listed(
+            "defence:defense defences:defenses offence:offense offences:offenses "
+            "licence:license licences:licenses pretence:pretense programme:program "
+            "programmes:programs centre:center centres:centers centred:centered "
+            "theatre:theater theatres:theaters metre:meter metres:meters litre:liter "
+            "litres:liters fibre:fiber calibre:caliber manoeuvre:maneuver "
+            "manoeuvres:maneuvers catalogue:catalog dialogue:dialog analogue:analog "
+            "grey:gray jewellery:jewelry ageing:aging judgement:judgment "
+            "judgements:judgments enquiry:inquiry enquiries:inquiries sceptic:skeptic "
+            "sceptical:skeptical scepticism:skepticism artefact:artifact artefacts:artifacts "
+            "paediatric:pediatric paediatrician:pediatrician anaesthetic:anesthetic "
+            "haemorrhage:hemorrhage oestrogen:estrogen foetus:fetus diarrhoea:diarrhea "
+            "mould:mold plough:plow aluminium:aluminum"
+        )
+    )
+    for stem in _listed(
+        "colour favour honour labour neighbour behaviour harbour rumour humour flavour armour "
+        "endeavour vapour savour parlour valour vigour rigour splendour odour tumour fervour "
+        "candour ardour clamour"
+    ):
+        for end in ("", "s", "ed", "ing", "ite", "ites", "able", "ful", "er", "ers", "al", "hood"):
+            table[stem + end] = stem[:-3] + "or" + end
+    for stem in _listed(
+        "organ recogn real apolog critic author priorit categor character civil colon final "
+        "legal mobil modern neutral normal optim penal privat standard stabil subsid summar util "
+        "visual hospital minim maxim capital central global immun national polar sanit special "
+        "sympath terror memorial digital criminal jeopard scrutin monopol industrial urban "
+        "synchron symbol familiar emphas energ hypothes fantas patron agon steril decriminal "
+        "destabil revolution harmon"
+    ):
+        for end in ("e", "ed", "es", "ing", "ation", "ations", "er", "ers"):
+            table[stem + "is" + end] = stem + "iz" + end
+    for stem in ("anal", "paral", "catal"):
+        for end in ("e", "ed", "ing"):
+            table[stem + "ys" + end] = stem + "yz" + end
+    for word in _listed("travel cancel model label fuel signal counsel level total channel"):
+        for end in ("led", "ling", "ler", "lers", "lor", "lors"):
+            table[word + end] = word + end[1:]
+    return table
+
+
+def _listed(words: str) -> list[str]:
+    return words.split()
+
+
+_LETTERS = re.compile(r"[a-z]+")
+_SPELLING = _spellings()

@@ -32,6 +32,18 @@ def test_defence_question_cites_seed_article_with_date(answerer: Answerer) -> No
     assert first.quote and first.quote in answer.text  # quote is the sentence used
 
 
+@pytest.mark.parametrize("spelling", ["defence", "defense"])
+def test_the_readme_question_opens_with_the_defence_agreement(
+    answerer: Answerer, spelling: str
+) -> None:
+    # The whole article is about Pakistan and Azerbaijan, so the sentences naming them must
+    # not outrank the one that says what was agreed on defence; and either spelling matches.
+    answer = answerer.ask(f"What did Pakistan and Azerbaijan agree on {spelling}?")
+    first = answer.text.split("[1]")[0]
+    assert "MOU" in first and "defense hardware" in first
+    assert answer.citations[0].quote in first
+
+
 def test_markers_are_compact_and_in_range(answerer: Answerer) -> None:
     answer = answerer.ask("Which sectors did Pakistan and Azerbaijan discuss cooperation in?")
     numbers = sorted({int(n) for n in __import__("re").findall(r"\[(\d+)\]", answer.text)})

@@ -179,3 +179,17 @@ def test_copies_of_an_article_are_shown_once() -> None:
         hit("g", "https://cnn.com/untitled-2", "Two.", title=""),
     ]
     assert [h.article_id for h in _distinct(ranked)] == ["a", "d", "e", "f", "g"]
+
+
+def test_one_spelling_per_word_for_keywords_and_sentences() -> None:
+    from index.bm25 import tokenize
+    from index.text import one_spelling, terms
+
+    assert tokenize(["Defence labour organisations travelled"]) == tokenize(
+        ["defense labor organizations traveled"]
+    )
+    assert terms("the centre's favourite programme") == terms("the center's favorite program")
+    # Words that only look British stay as they are.
+    assert one_spelling("Four hours: our tour, a promise, the rise") == (
+        "four hours: our tour, a promise, the rise"
+    )
