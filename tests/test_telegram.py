@@ -67,6 +67,29 @@ def bot_settings(base: Path | Settings, tg: FakeTelegram, **overrides: Any) -> S
     return make_settings(root, telegram_bot_token=TOKEN, telegram_api_url=tg.url, **overrides)
 
 
+LlmBot = Callable[..., tuple[Settings, Answerer]]
+
+
+@pytest.fixture
+def llm_bot(tg: FakeTelegram, fake_openai: FakeOpenAI, seeded: Settings, embedder: Any) -> LlmBot:
+    """Make bot settings and an LLM-mode answerer whose LLM is the fake OpenAI server."""
+
+    def make(**overrides: Any) -> tuple[Settings, Answerer]:
+        settings = bot_settings(
+            seeded,
+            tg,
+            openai_base_url=fake_openai.base_url,
+            openai_api_key="k",
+            llm_model="m",
+            **overrides,
+        )
+        answerer = Answerer(settings, embedder=embedder)
+        assert answerer.llm is not None
+        return settings, answerer
+
+    return make
+
+
 def run_bot(
     tg: FakeTelegram,
     settings: Settings,
@@ -428,24 +451,11 @@ LLM_TEXT = (
 
 
 def test_streaming_edits_survive_429_and_llm_outage_shows_note(
-    tg: FakeTelegram,
-    fake_openai: FakeOpenAI,
-    seeded: Settings,
-    embedder: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    tg: FakeTelegram, fake_openai: FakeOpenAI, llm_bot: LlmBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # PTB 22 warns inside RetryAfter() unless it may use timedelta (PTB 23's behaviour).
     monkeypatch.setenv("PTB_TIMEDELTA", "true")
-    settings = bot_settings(
-        seeded,
-        tg,
-        openai_base_url=fake_openai.base_url,
-        openai_api_key="k",
-        llm_model="m",
-        llm_max_retries=0,
-    )
-    answerer = Answerer(settings, embedder=embedder)
-    assert answerer.llm is not None
+    settings, answerer = llm_bot(llm_max_retries=0)
 
     async def scenario(app: Application) -> None:
         fake_openai.script(Slow(LLM_TEXT, delay=0.2, chunk_words=2))
@@ -522,18 +532,11 @@ def test_typing_until_the_answer_and_final_text_after_flood_limits(
 
 
 def test_typing_only_while_an_answer_is_not_done(
-    tg: FakeTelegram,
-    fake_openai: FakeOpenAI,
-    seeded: Settings,
-    embedder: Any,
-    monkeypatch: pytest.MonkeyPatch,
+    tg: FakeTelegram, fake_openai: FakeOpenAI, llm_bot: LlmBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import bot.telegram_delivery
 
-    settings = bot_settings(
-        seeded, tg, openai_base_url=fake_openai.base_url, openai_api_key="k", llm_model="m"
-    )
-    answerer = Answerer(settings, embedder=embedder)
+    settings, answerer = llm_bot()
     fast, slow = 1, 2
     real_delay = bot.telegram_delivery.TYPING_DELAY
 
