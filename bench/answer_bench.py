@@ -262,7 +262,7 @@ def _baselines(data_dir: Path, starter_dir: Path, questions: list[dict], k: int)
             for cid, _ in retriever.keyword(Query(text=q), k)
         ],
         "dense alone (newsdesk chunks)": lambda q: [
-            str(meta.get("url", "")) for _, meta, _, _ in retriever.dense(Query(text=q), k)
+            str(chunk.metadata.get("url", "")) for chunk in retriever.dense(Query(text=q), k)
         ],
     }
     answerable = [q for q in questions if q.get("answerable", True)]

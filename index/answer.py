@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import date
 
 from index.embed import Embedder
 from index.extract import Evidence, pick, score_sentences
 from index.history import History, Turn, open_history
-from index.models import Answer, Citation
-from index.prompts import REFUSAL
-from index.retrieve import ArticleHit, Query, Retriever, day_ts
+from index.models import Answer, ArticleHit, Citation, Query, Resolved, citation_for, refusal
+from index.retrieve import Retriever, day_ts
 from index.settings import Settings
 from index.store import Store
 from index.text import terms
@@ -48,18 +46,6 @@ _YEAR = re.compile(
 
 class QuestionError(ValueError):
     """The question cannot be asked as it is; the message says why, for the user."""
-
-
-@dataclass
-class Resolved:
-    question: str  # as asked
-    standalone: str  # what retrieval and the answer use
-    query: Query
-    hits: list[ArticleHit]
-    context: str = ""  # a follow-up's earlier question: its topic, weighted lower
-    already_said: frozenset[str] = frozenset()  # quotes the previous answer used
-    focus: str = ""  # what the sentences must answer: the new question itself
-    as_of: date | None = None
 
 
 class Answerer:
@@ -212,7 +198,7 @@ class Answerer:
         ]
         confidence = evidence[0].score if evidence else 0.0
         if confidence < self.settings.refusal_threshold:
-            return refusal(resolved)
+            return refusal(resolved.hits, question=resolved.standalone)
         return compose(pick(evidence), resolved.standalone)
 
     def _stale(self, hit: ArticleHit, as_of: date | None) -> bool:
@@ -266,18 +252,6 @@ def _follow_up(question: str, previous: Turn) -> tuple[str, list[str] | None]:
     return question, None
 
 
-def citation_for(n: int, hit: ArticleHit, quote: str) -> Citation:
-    return Citation(
-        n=n,
-        title=hit.title,
-        source=hit.source,
-        published=hit.published,
-        url=hit.url,
-        quote=quote,
-        article_id=hit.article_id,
-    )
-
-
 def compose(chosen: list[Evidence], standalone: str) -> Answer:
     """Join the chosen sentences, each with its article's [n], numbered by first use."""
     numbers: dict[str, int] = {}
@@ -296,8 +270,3 @@ def compose(chosen: list[Evidence], standalone: str) -> Answer:
     if lead and set(terms(lead)) - set(terms(text)):
         text = f"{lead.rstrip('.')}: {text}"
     return Answer(text=text, citations=citations, question=standalone)
-
-
-def refusal(resolved: Resolved) -> Answer:
-    see_also = [citation_for(i + 1, h, "") for i, h in enumerate(resolved.hits[:3])]
-    return Answer(text=REFUSAL, refused=True, see_also=see_also, question=resolved.standalone)

@@ -25,9 +25,8 @@ import re
 from dataclasses import dataclass
 from itertools import pairwise
 
-from index.models import Answer, Citation
+from index.models import Answer, ArticleHit, citation_for, refusal
 from index.prompts import REFUSAL
-from index.retrieve import ArticleHit
 from index.text import sentences, terms
 
 #: Share of a claim's content terms a source sentence must contain for the citation to stand.
@@ -77,7 +76,7 @@ def check_citations(text: str, hits: list[ArticleHit]) -> Answer:
     Raises ``Unsupported`` when no supported claim remains.
     """
     if is_refusal(text):
-        return _refusal(hits)
+        return refusal(hits, mode="llm")
     sources = [_source(hit) for hit in hits]
     kept: list[tuple[str, list[int]]] = []  # (sentence without markers, 0-based source indexes)
     quotes: dict[int, str] = {}
@@ -112,7 +111,7 @@ def check_citations(text: str, hits: list[ArticleHit]) -> Answer:
             numbers.setdefault(i, len(numbers) + 1)
         markers = "".join(f"[{numbers[i]}]" for i in cited)
         parts.append(f"{sentence} {markers}" if markers else sentence)
-    citations = [_citation(n, hits[i], quotes[i]) for i, n in numbers.items()]
+    citations = [citation_for(n, hits[i], quotes[i]) for i, n in numbers.items()]
     return Answer(text=" ".join(parts), citations=citations, mode="llm")
 
 
@@ -239,14 +238,3 @@ def _date_words(published: str) -> str:
     if not 1 <= month <= 12:
         return ""
     return f"published {published} {calendar.month_name[month]} {day} {year}"
-
-
-def _citation(n: int, hit: ArticleHit, quote: str) -> Citation:
-    from index.answer import citation_for  # lazily: keeps cite importable from answer.py
-
-    return citation_for(n, hit, quote)
-
-
-def _refusal(hits: list[ArticleHit]) -> Answer:
-    see_also = [_citation(i + 1, hit, "") for i, hit in enumerate(hits[:3])]
-    return Answer(text=REFUSAL, refused=True, see_also=see_also, mode="llm")

@@ -2,14 +2,13 @@
 
 ``iter_articles`` walks a file or a folder and yields one ``Article`` per article, or a
 ``LoadError`` for each file or record it cannot read; a bad input never stops the walk.
-The helpers (dates, URLs, ids, hashes, titles) are public because indexing and evaluation
-must agree with them exactly.
+The helpers (dates, titles) are public because indexing and evaluation must agree with them
+exactly; article identity (URLs, ids, hashes) lives in ``index.identity``.
 """
 
 from __future__ import annotations
 
 import calendar
-import hashlib
 import json
 import os
 import re
@@ -18,12 +17,13 @@ from collections.abc import Iterator
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import frontmatter
 from dateutil import parser as date_parser
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from index.identity import article_id, canonical_url, content_hash
 from index.models import Article, LoadError, path_str
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
@@ -32,10 +32,6 @@ SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
 
 _SNIFF_BYTES = 8192  # how much of a file decides "binary or text"
 _TXT_TITLE_MAX = 150  # a longer first line is a sentence, not a headline
-_TRACKING_PARAMS = frozenset(
-    {"fbclid", "gclid", "dclid", "msclkid", "yclid", "igshid", "mc_cid", "mc_eid", "_ga"}
-    | {"ref", "ref_src", "cmpid", "s_cid", "ncid", "ocid", "smid", "sr_share", "cid"}
-)
 _US_TZ = {  # dateutil knows none of these names; RSS feeds use them a lot
     "UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5,
     "MST": -7, "MDT": -6, "PST": -8, "PDT": -7,
@@ -487,59 +483,3 @@ def parse_date(value: object) -> tuple[str, int]:
     if day is None or not 1800 <= day.year <= 2200:
         return "", -1
     return day.isoformat(), calendar.timegm(day.timetuple())
-
-
-def canonical_url(url: str) -> str:
-    """The form URLs are stored and compared in; idempotent.
-
-    Lower-cases scheme and host, drops the fragment (``#:~:text=...``), tracking parameters
-    (``utm_*``, ``fbclid``, ``ref`` ...) and default ports, a trailing ``/index.html`` (the
-    page a folder URL serves: feeds link the same story both ways) and a trailing slash on a
-    non-root path. Other query parameters keep their order and encoding.
-    """
-    url = url.strip()
-    parts = urlsplit(url)
-    if not (parts.scheme and parts.netloc):
-        return url.split("#", 1)[0]
-    scheme, host = parts.scheme.lower(), parts.netloc.lower()
-    default_port = {"http": ":80", "https": ":443"}.get(scheme)
-    if default_port and host.endswith(default_port):
-        host = host[: -len(default_port)]
-    query = "&".join(
-        param
-        for param in parts.query.split("&")
-        if param and not _is_tracking(param.split("=", 1)[0].lower())
-    )
-    path = _INDEX_PAGE.sub("", parts.path).rstrip("/") or "/"
-    return urlunsplit((scheme, host, path, query, ""))
-
-
-_INDEX_PAGE = re.compile(r"/index\.html?/*$", re.IGNORECASE)  # feeds also write ".../index.html/"
-
-
-def _is_tracking(key: str) -> bool:
-    return key.startswith("utm_") or key in _TRACKING_PARAMS
-
-
-def article_id(url: str, relpath: str, record: int | None) -> str:
-    """A short stable id: from the canonical URL, else from the path (and record number).
-
-    ``relpath`` is relative to the indexed root, in posix form, so moving the whole corpus
-    does not change ids; ``record`` numbers JSON/JSONL records that have no URL.
-    """
-    if url:
-        key = "url:" + canonical_url(url)
-    else:
-        key = "path:" + relpath + (f"#{record}" if record is not None else "")
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
-
-
-def content_hash(article: Article) -> str:
-    """A hash of what gets embedded and shown; a change means the article must be re-indexed."""
-    fields = [article.title, article.text, article.url, article.source, article.published]
-    digest = hashlib.sha256()
-    for field in [*fields, json.dumps(article.authors, ensure_ascii=False)]:
-        data = field.encode("utf-8")
-        digest.update(len(data).to_bytes(8, "big"))  # length-prefixed: fields cannot run together
-        digest.update(data)
-    return digest.hexdigest()[:16]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from index.bm25 import sentence_key
-from index.retrieve import ArticleHit
+from index.models import ArticleHit
 from index.text import sentences, terms
 
 MAX_SENTENCES = 3

@@ -52,10 +52,25 @@ class Progress:
 
 
 @dataclass
+class Change:
+    """An article to (re-)write: new, or changed since the index last saw it."""
+
+    article: Article
+    origin: str  # the path given to the run (resolved) that the article belongs to
+    old_hash: str | None = None  # the indexed version's content hash; None for a new article
+
+
+@dataclass
+class Chunked:
+    """A change with its chunks, embedded once the batch is full."""
+
+    change: Change
+    nodes: list[TextNode]
+
+
+@dataclass
 class _Plan:
-    changed: list[tuple[Article, str, str | None]] = field(
-        default_factory=list
-    )  # art, origin, old hash
+    changed: list[Change] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     errors: list[LoadError] = field(default_factory=list)
@@ -105,7 +120,7 @@ def index_paths(
         summary.chunks = _write(plan.changed, store, embedder, settings, progress)
     finally:
         progress.stop()
-    summary.added = sum(1 for _, _, old in plan.changed if old is None)
+    summary.added = sum(1 for change in plan.changed if change.old_hash is None)
     summary.updated = len(plan.changed) - summary.added
     version = store.next_version()
     store.set_state(IndexState(version, False, embedder.name, time.time()))
@@ -154,7 +169,7 @@ def _plan(
             if old is not None and old.get("hash") == item.hash:
                 plan.unchanged += 1
             else:
-                plan.changed.append((item, origin, old.get("hash") if old else None))
+                plan.changed.append(Change(item, origin, old.get("hash") if old else None))
         for article_id, meta in manifest.items():
             # Only what vanished from this same folder/file goes; a file that failed to
             # read this time keeps its articles (bad input loses nothing).
@@ -167,7 +182,7 @@ def _plan(
 
 
 def _write(
-    changed: list[tuple[Article, str, str | None]],
+    changed: list[Change],
     store: Store,
     embedder: Embedder,
     settings: Settings,
@@ -194,7 +209,7 @@ def _write(
         for batch in _batches(changed, chunker):
             if failure:
                 break
-            nodes = [n for _, _, _, ns in batch for n in ns]
+            nodes = [node for item in batch for node in item.nodes]
             vectors = embedder.embed([chunker.embed_text(n) for n in nodes])
             for node, vector in zip(nodes, vectors):
                 node.embedding = vector.tolist()
@@ -225,14 +240,12 @@ def _write_error(exc: BaseException) -> BaseException:
     return StoreError(f"cannot write the index: {type(exc).__name__}: {text}; re-run to resume")
 
 
-def _batches(
-    changed: Iterable[tuple[Article, str, str | None]], chunker: Chunker
-) -> Iterable[list[tuple[Article, str, str | None, list[TextNode]]]]:
-    batch: list = []
+def _batches(changed: Iterable[Change], chunker: Chunker) -> Iterable[list[Chunked]]:
+    batch: list[Chunked] = []
     size = 0
-    for article, origin, old_hash in changed:
-        nodes = chunker.nodes(article, origin)
-        batch.append((article, origin, old_hash, nodes))
+    for change in changed:
+        nodes = chunker.nodes(change.article, change.origin)
+        batch.append(Chunked(change, nodes))
         size += len(nodes)
         if size >= BATCH_CHUNKS:
             yield batch
@@ -241,7 +254,7 @@ def _batches(
         yield batch
 
 
-def _commit(store: Store, batch: list, nodes: list[TextNode]) -> None:
+def _commit(store: Store, batch: list[Chunked], nodes: list[TextNode]) -> None:
     """Steps 2-4 of the write order for one batch."""
     for start in range(0, len(nodes), 1000):
         part = nodes[start : start + 1000]
@@ -253,11 +266,14 @@ def _commit(store: Store, batch: list, nodes: list[TextNode]) -> None:
         )
     store.put_articles(
         {
-            article.id: _manifest_record(article, origin, len(article_nodes))
-            for article, origin, _, article_nodes in batch
+            item.change.article.id: _manifest_record(
+                item.change.article, item.change.origin, len(item.nodes)
+            )
+            for item in batch
         }
     )
-    for article, _, old_hash, _ in batch:
+    for item in batch:
+        article, old_hash = item.change.article, item.change.old_hash
         if old_hash is not None and old_hash != article.hash:
             store.chunks.delete(
                 where={"$and": [{"article_id": article.id}, {"doc_hash": old_hash}]}

@@ -26,12 +26,10 @@ import httpx
 import openai
 from llama_index.core.llms import LLM, ChatMessage, MessageRole
 
-from index.answer import Resolved
 from index.cite import Unsupported, check_citations, is_refusal
 from index.history import Turn
-from index.models import Answer
+from index.models import Answer, ArticleHit, Resolved
 from index.prompts import REFUSAL, load_prompt
-from index.retrieve import ArticleHit
 from index.settings import Settings
 
 log = logging.getLogger(__name__)

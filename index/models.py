@@ -1,9 +1,12 @@
-"""Typed records that cross module boundaries: articles in, answers out."""
+"""Typed records that cross module boundaries: articles in, retrieved passages, answers out."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
+
+from index.prompts import REFUSAL
 
 
 @dataclass
@@ -33,6 +36,72 @@ class LoadError:
         return f"{self.path}: {self.reason}"
 
 
+# --- retrieval ---------------------------------------------------------------------------------
+@dataclass
+class Query:
+    """What retrieval searches for: the question's words and the dates it is limited to."""
+
+    text: str
+    start: date | None = None  # published on or after
+    end: date | None = None  # published on or before (as-of dates end up here too)
+    reference: date | None = None  # "today" for recency
+    recency: bool = False  # the question asks for the latest news
+    restrict_to: list[str] | None = None  # article ids (follow-ups about a cited article)
+
+
+@dataclass
+class Chunk:
+    """One stored chunk as a search found it: its Chroma metadata (article id, title, dates,
+    position) and text, with its cosine similarity when the dense search found it."""
+
+    chunk_id: str
+    metadata: dict
+    text: str
+    score: float = 0.0
+
+
+@dataclass
+class Passage:
+    chunk_id: str
+    text: str
+    position: int
+    dense: float = 0.0  # cosine similarity to the query (0 when only BM25 found it)
+    bm25: float = 0.0
+
+
+@dataclass
+class ArticleHit:
+    """One retrieved article with its best passages: what a reader sees as a source."""
+
+    article_id: str
+    title: str
+    url: str
+    source: str
+    published: str
+    published_ts: int
+    score: float = 0.0
+    dense: float = 0.0  # best chunk's cosine similarity
+    bm25: float = 0.0  # best chunk's BM25 score
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+    passages: list[Passage] = field(default_factory=list)
+
+
+@dataclass
+class Resolved:
+    """A question made ready to answer: standalone wording, time scope and retrieved articles."""
+
+    question: str  # as asked
+    standalone: str  # what retrieval and the answer use
+    query: Query
+    hits: list[ArticleHit]
+    context: str = ""  # a follow-up's earlier question: its topic, weighted lower
+    already_said: frozenset[str] = frozenset()  # quotes the previous answer used
+    focus: str = ""  # what the sentences must answer: the new question itself
+    as_of: date | None = None
+
+
+# --- answers -------------------------------------------------------------------------------------
 @dataclass
 class Citation:
     n: int
@@ -60,6 +129,26 @@ class Answer:
         return asdict(self)
 
 
+def citation_for(n: int, hit: ArticleHit, quote: str) -> Citation:
+    """Citation ``[n]`` of ``hit``, quoting the sentence that supports it."""
+    return Citation(
+        n=n,
+        title=hit.title,
+        source=hit.source,
+        published=hit.published,
+        url=hit.url,
+        quote=quote,
+        article_id=hit.article_id,
+    )
+
+
+def refusal(hits: list[ArticleHit], *, question: str = "", mode: str = "offline") -> Answer:
+    """The refusal answer, with the best three articles as near misses to look at."""
+    see_also = [citation_for(i + 1, hit, "") for i, hit in enumerate(hits[:3])]
+    return Answer(text=REFUSAL, refused=True, see_also=see_also, mode=mode, question=question)
+
+
+# --- indexing ------------------------------------------------------------------------------------
 @dataclass
 class IndexSummary:
     added: int = 0

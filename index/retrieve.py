@@ -13,10 +13,8 @@ when it is near (asking "as of" a day in that archive, or for the "latest" news)
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -34,6 +32,8 @@ from pydantic import PrivateAttr
 
 from index.bm25 import Bm25Cache, Bm25Index
 from index.embed import Embedder, get_embedder
+from index.identity import canonical_url
+from index.models import ArticleHit, Chunk, Passage, Query
 from index.settings import Settings
 from index.store import Store, StoreError
 from index.text import terms
@@ -46,7 +46,6 @@ IDS_LIMIT_SERVER = 50_000
 DENSE_WEIGHT = 0.5  # dense vs BM25 in the fused score; 0.4-0.5 was a plateau on dev data
 TITLE_WEIGHT = 0.3  # headline share: a story's own headline is about the question, a digest's not
 DAY = 86_400
-_INDEX_PAGE = re.compile(r"/index\.html?/*$", re.IGNORECASE)
 
 
 class LlamaEmbedding(BaseEmbedding):
@@ -71,41 +70,6 @@ class LlamaEmbedding(BaseEmbedding):
         return self._embedder.embed(texts).tolist()
 
 
-@dataclass
-class Passage:
-    chunk_id: str
-    text: str
-    position: int
-    dense: float = 0.0  # cosine similarity to the query (0 when only BM25 found it)
-    bm25: float = 0.0
-
-
-@dataclass
-class ArticleHit:
-    article_id: str
-    title: str
-    url: str
-    source: str
-    published: str
-    published_ts: int
-    score: float = 0.0
-    dense: float = 0.0  # best chunk's cosine similarity
-    bm25: float = 0.0  # best chunk's BM25 score
-    dense_rank: int | None = None
-    bm25_rank: int | None = None
-    passages: list[Passage] = field(default_factory=list)
-
-
-@dataclass
-class Query:
-    text: str
-    start: date | None = None  # published on or after
-    end: date | None = None  # published on or before (as-of dates end up here too)
-    reference: date | None = None  # "today" for recency
-    recency: bool = False  # the question asks for the latest news
-    restrict_to: list[str] | None = None  # article ids (follow-ups about a cited article)
-
-
 def day_ts(day: date, end_of_day: bool = False) -> int:
     ts = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
     return ts + DAY - 1 if end_of_day else ts
@@ -126,7 +90,7 @@ class Retriever:
         )
 
     # --- the two retrievers ----------------------------------------------------------------
-    def dense(self, query: Query, k: int) -> list[tuple[str, dict, str, float]]:
+    def dense(self, query: Query, k: int) -> list[Chunk]:
         """Top ``k`` chunks by embedding similarity within the query's dates.
 
         Chroma's ``where`` search is slow on a large collection (130-200 ms vs 5 ms unfiltered
@@ -141,7 +105,7 @@ class Retriever:
         mask = self._mask(query, index)
         if mask is not None and not query.restrict_to and float(mask.mean()) >= 0.5:
             wide = self._dense(query.text, k * OVERFETCH)
-            kept = [row for row in wide if _keeps(query, row[1])]
+            kept = [chunk for chunk in wide if _keeps(query, chunk.metadata)]
             if len(kept) >= k:
                 return kept[:k]
         ids = [] if mask is None else [index.ids[i] for i in np.flatnonzero(mask)]
@@ -176,17 +140,18 @@ class Retriever:
         k: int,
         filters: MetadataFilters | None = None,
         ids: list[str] | None = None,
-    ) -> list[tuple[str, dict, str, float]]:
+    ) -> list[Chunk]:
         retriever = self._index.as_retriever(
             similarity_top_k=k,
             filters=filters,
             vector_store_kwargs={"ids": ids} if ids is not None else {},
         )
-        out = []
-        for hit in retriever.retrieve(text):
-            node = hit.node
-            out.append((node.node_id, dict(node.metadata), node.get_content(), hit.score or 0.0))
-        return out
+        return [
+            Chunk(
+                hit.node.node_id, dict(hit.node.metadata), hit.node.get_content(), hit.score or 0.0
+            )
+            for hit in retriever.retrieve(text)
+        ]
 
     def keyword(self, query: Query, k: int) -> list[tuple[str, float]]:
         index = self.bm25.get()
@@ -235,17 +200,19 @@ class Retriever:
             return hits[aid]
 
         rank = 0
-        for chunk_id, meta, text, score in dense:
-            if not same_version(meta):
+        for chunk in dense:
+            if not same_version(chunk.metadata):
                 continue
-            hit = hit_for(meta)
+            hit = hit_for(chunk.metadata)
             if hit.dense_rank is None:
                 hit.dense_rank = rank
                 rank += 1
-            hit.dense = max(hit.dense, score)
-            passages[chunk_id] = Passage(chunk_id, text, int(meta.get("position", 0)), dense=score)
-            owner[chunk_id] = hit.article_id
-            hit.passages.append(passages[chunk_id])
+            hit.dense = max(hit.dense, chunk.score)
+            position = int(chunk.metadata.get("position", 0))
+            passage = Passage(chunk.chunk_id, chunk.text, position, dense=chunk.score)
+            passages[chunk.chunk_id] = passage
+            owner[chunk.chunk_id] = hit.article_id
+            hit.passages.append(passage)
 
         missing = [cid for cid, _ in keyword if cid not in passages]
         fetched = self._fetch(missing)
@@ -254,11 +221,11 @@ class Retriever:
             if chunk_id in passages:
                 passage, hit = passages[chunk_id], hits[owner[chunk_id]]
             elif chunk_id in fetched:  # else gone from Chroma (re-indexed since): skip it
-                meta, text = fetched[chunk_id]
-                if not same_version(meta):
+                chunk = fetched[chunk_id]
+                if not same_version(chunk.metadata):
                     continue
-                hit = hit_for(meta)
-                passage = Passage(chunk_id, text, int(meta.get("position", 0)))
+                hit = hit_for(chunk.metadata)
+                passage = Passage(chunk_id, chunk.text, int(chunk.metadata.get("position", 0)))
                 passages[chunk_id] = passage
                 owner[chunk_id] = hit.article_id
                 hit.passages.append(passage)
@@ -316,12 +283,12 @@ class Retriever:
         strength = 0.8 if query.recency else 0.5
         return (1.0 - strength) + strength * decay
 
-    def _fetch(self, ids: list[str]) -> dict[str, tuple[dict, str]]:
+    def _fetch(self, ids: list[str]) -> dict[str, Chunk]:
         if not ids:
             return {}
         got = self.store.chunks.get(ids=ids, include=["documents", "metadatas"])
         return {
-            cid: (meta or {}, doc or "")
+            cid: Chunk(cid, meta or {}, doc or "")
             for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
 
@@ -334,7 +301,7 @@ def _distinct(ranked: list[ArticleHit]) -> list[ArticleHit]:
     seen: set[tuple[str, ...]] = set()
     out = []
     for hit in ranked:
-        keys = {("url", _INDEX_PAGE.sub("", hit.url.rstrip("/")).rstrip("/"))}
+        keys = {("url", canonical_url(hit.url))} if hit.url else set()
         keys |= {("text", hit.source, " ".join(p.text.split())) for p in hit.passages}
         if keys & seen:
             continue

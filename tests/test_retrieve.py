@@ -100,7 +100,7 @@ def test_selective_date_filter_searches_the_window_like_chromas_where(
     retriever = Retriever(make_settings(data_root), embedder=embedder)
     query = Query("Harbour Bridge repairs", start=date(2022, 6, 15), end=date(2022, 6, 15))
     by_where = retriever._dense(query.text, 5, _filters(query))
-    assert [m["url"] for _, m, _, _ in by_where] == [ARTICLES[2]["url"]]
+    assert [chunk.metadata["url"] for chunk in by_where] == [ARTICLES[2]["url"]]
 
     searched_ids: list[object] = []
     real = retriever._dense
@@ -177,8 +177,10 @@ def test_copies_of_an_article_are_shown_once() -> None:
         hit("e", "https://cnn.com/2022/09/08/live-updates-ukraine", "Kyiv said on Thursday."),
         hit("f", "https://cnn.com/untitled-1", "One.", title=""),
         hit("g", "https://cnn.com/untitled-2", "Two.", title=""),
+        hit("h", "", "Three."),  # files without a URL are not copies of each other
+        hit("i", "", "Four."),
     ]
-    assert [h.article_id for h in _distinct(ranked)] == ["a", "d", "e", "f", "g"]
+    assert [h.article_id for h in _distinct(ranked)] == ["a", "d", "e", "f", "g", "h", "i"]
 
 
 def test_one_spelling_per_word_for_keywords_and_sentences() -> None:
