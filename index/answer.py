@@ -72,18 +72,36 @@ class Answerer:
         self, question: str, conversation_id: str | None = None, *, as_of: date | None = None
     ) -> Answer:
         """Answer synchronously (LLM without streaming, or offline)."""
-        resolved = self.resolve(question, conversation_id, as_of=as_of)
+        return self.respond(question, conversation_id, as_of=as_of)[1]
+
+    def respond(
+        self,
+        question: str,
+        conversation_id: str | None = None,
+        *,
+        as_of: date | None = None,
+        k: int | None = None,
+    ) -> tuple[Resolved, Answer]:
+        """The answer, and what retrieval saw (``k`` articles, default ``top_k``)."""
+        resolved = self.resolve(question, conversation_id, as_of=as_of, k=k)
         answer = self._answer(resolved)
         self._remember(conversation_id, resolved, answer)
-        return answer
+        return resolved, answer
 
     async def astream(
-        self, question: str, conversation_id: str | None = None, *, as_of: date | None = None
+        self,
+        question: str,
+        conversation_id: str | None = None,
+        *,
+        as_of: date | None = None,
+        k: int | None = None,
     ) -> AsyncIterator[str | Answer]:
         """Text deltas as they are generated, then the final checked ``Answer``."""
         import asyncio
 
-        resolved = await asyncio.to_thread(self.resolve, question, conversation_id, as_of=as_of)
+        resolved = await asyncio.to_thread(
+            self.resolve, question, conversation_id, as_of=as_of, k=k
+        )
         answer = await asyncio.to_thread(self._offline, resolved)
         if self.llm is not None and not answer.refused:
             from index.llm import LLMUnavailable, stream

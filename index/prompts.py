@@ -1,4 +1,5 @@
-"""Prompt templates live in ``prompts/*.txt`` and are loaded by name.
+"""Prompt templates live in ``prompts/*.txt`` and are loaded by name, as LlamaIndex
+``PromptTemplate``s (``{name}`` fields; ``template.format(name=...)`` fills them).
 
 Sentinels that code and tests share are constants here.
 """
@@ -6,6 +7,10 @@ Sentinels that code and tests share are constants here.
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llama_index.core.prompts import PromptTemplate
 
 from index.settings import REPO_ROOT
 
@@ -16,7 +21,10 @@ REFUSAL = "The indexed articles don't answer this."
 
 
 @cache
-def load_prompt(name: str) -> str:
-    """Read ``prompts/<name>.txt``; a missing prompt is a programming error, so it raises."""
+def load_prompt(name: str) -> PromptTemplate:
+    """``prompts/<name>.txt`` as a template; a missing prompt is a programming error, so it
+    raises."""
+    from llama_index.core.prompts import PromptTemplate  # only LLM answers need LlamaIndex here
+
     path = PROMPTS_DIR / f"{name}.txt"
-    return path.read_text(encoding="utf-8")
+    return PromptTemplate(path.read_text(encoding="utf-8"))

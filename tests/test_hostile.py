@@ -58,7 +58,7 @@ def ask_ferry(
     (extra / "ferry.md").write_text(FERRY, encoding="utf-8")
     settings = llm_settings(tmp_path, seeded, fake_openai.base_url, llm_max_retries=0)
     assert index_paths([extra], settings, embedder=embedder).added == 1
-    fake_openai.script(Reply(load_prompt("answer")))
+    fake_openai.script(Reply(load_prompt("answer").get_template()))
     answer = Answerer(settings, embedder=embedder).ask("When does the island ferry sail?")
     [request] = fake_openai.chat_requests
     return request, answer
