@@ -76,28 +76,36 @@ def _settings() -> Settings:
 @app.command()
 def index(
     paths: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Files or folders (recursive). Default: the corpus folder."),
+        list[str] | None,
+        typer.Argument(
+            help="Files, folders (recursive), feeds, sitemaps or article URLs. "
+            "Default: the corpus folder."
+        ),
     ] = None,
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Drop the index and start over.")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
-    """Index articles (.md .txt .html .json .jsonl), incrementally and safely.
+    """Index articles (.md .txt .html .json .jsonl) and web feeds/pages, incrementally and safely.
 
     New and changed articles are embedded, unchanged ones skipped, vanished ones removed.
-    Safe to interrupt and re-run: the index converges."""
-    from index.ingest import index_paths
+    RSS/Atom feeds, news sitemaps and article pages are fetched politely (robots.txt, ETags);
+    a feed item seen before is not fetched again. Safe to interrupt and re-run.
+
+    Example: newsdesk index corpus/ https://example.com/rss.xml"""
+    from index.refresh import index_targets
 
     settings = _settings()
-    targets = paths or [settings.corpus_dir]
+    targets: list[str | Path] = list(paths) if paths else [settings.corpus_dir]
     progress = _BarProgress() if err.is_terminal and not as_json else None
 
     def on_error(error: object) -> None:
         err.print(f"[red]error[/red] {error}", markup=True, highlight=False)
 
-    summary = index_paths(targets, settings, rebuild=rebuild, progress=progress, on_error=on_error)
+    summary = index_targets(
+        targets, settings, rebuild=rebuild, progress=progress, on_error=on_error
+    )
     if as_json:
         data = summary.to_dict()
         print(json.dumps(data))

@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,6 +76,41 @@ class _Plan:
     errors: list[LoadError] = field(default_factory=list)
 
 
+@dataclass
+class Unchanged:
+    """An article a source still holds and that needs no work (a feed item not re-fetched)."""
+
+    article_id: str
+
+
+@dataclass
+class Source:
+    """Where articles come from, for one run. ``read`` gets the manifest (article id -> record)
+    so a web source can skip what it already holds (``Unchanged``). A pruned source is a file
+    or folder: what vanished from it is removed. A feed is not pruned: items scroll off it,
+    and the articles stay."""
+
+    origin: str
+    read: Callable[[Mapping[str, dict]], Iterable[Article | LoadError | Unchanged]]
+    prune: bool = True
+
+
+def path_source(path: Path, settings: Settings) -> Source:
+    """A file or folder; a missing one fails as a whole and removes nothing."""
+    path = Path(path)
+
+    def read(_manifest: Mapping[str, dict]) -> Iterable[Article | LoadError]:
+        if not path.exists():
+            return [LoadError(str(path), "no such file or folder")]
+        return iter_articles(
+            path,
+            max_file_bytes=settings.max_file_bytes,
+            max_article_chars=settings.max_article_chars,
+        )
+
+    return Source(str(path.resolve()), read, prune=path.exists())
+
+
 def index_paths(
     paths: Sequence[Path],
     settings: Settings,
@@ -87,6 +122,29 @@ def index_paths(
     on_error: Callable[[LoadError], None] | None = None,
 ) -> IndexSummary:
     """Bring the index in line with ``paths`` (files or folders); returns what changed."""
+    sources = [path_source(Path(path), settings) for path in paths]
+    return index_sources(
+        sources,
+        settings,
+        rebuild=rebuild,
+        progress=progress,
+        store=store,
+        embedder=embedder,
+        on_error=on_error,
+    )
+
+
+def index_sources(
+    sources: Sequence[Source],
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    store: Store | None = None,
+    embedder: Embedder | None = None,
+    on_error: Callable[[LoadError], None] | None = None,
+) -> IndexSummary:
+    """Bring the index in line with ``sources``; returns what changed."""
     started = time.perf_counter()
     progress = progress or Progress()
     store = store or Store(settings)
@@ -100,7 +158,7 @@ def index_paths(
         repair(store)
 
     manifest = store.manifest()
-    plan = _plan(paths, settings, manifest, on_error)
+    plan = _plan(sources, manifest, on_error)
     summary = IndexSummary(unchanged=plan.unchanged, failed=len(plan.errors))
     summary.errors = [str(e) for e in plan.errors]
     if not plan.changed and not plan.removed:
@@ -132,32 +190,28 @@ def index_paths(
 
 
 def _plan(
-    paths: Sequence[Path],
-    settings: Settings,
+    sources: Sequence[Source],
     manifest: dict[str, dict],
     on_error: Callable[[LoadError], None] | None,
 ) -> _Plan:
     plan = _Plan()
-    planned: set[str] = set()  # ids taken from an earlier path of this same run
-    for path in paths:
-        origin = str(Path(path).resolve())
+    planned: set[str] = set()  # ids taken from an earlier source of this same run
+    for source in sources:
+        origin = source.origin
         seen: set[str] = set()
         failed_files: set[str] = set()
-        if not Path(path).exists():
-            plan.errors.append(LoadError(str(path), "no such file or folder"))
-            if on_error:
-                on_error(plan.errors[-1])
-            continue
-        for item in iter_articles(
-            Path(path),
-            max_file_bytes=settings.max_file_bytes,
-            max_article_chars=settings.max_article_chars,
-        ):
+        for item in source.read(manifest):
             if isinstance(item, LoadError):
                 plan.errors.append(item)
                 failed_files.add(_file_key(item.path))
                 if on_error:
                     on_error(item)
+                continue
+            if isinstance(item, Unchanged):
+                if item.article_id not in seen and item.article_id not in planned:
+                    plan.unchanged += 1
+                seen.add(item.article_id)
+                planned.add(item.article_id)
                 continue
             if item.id in seen:
                 continue  # same URL twice in one feed: the first copy wins
@@ -170,6 +224,8 @@ def _plan(
                 plan.unchanged += 1
             else:
                 plan.changed.append(Change(item, origin, old.get("hash") if old else None))
+        if not source.prune:
+            continue
         for article_id, meta in manifest.items():
             # Only what vanished from this same folder/file goes; a file that failed to
             # read this time keeps its articles (bad input loses nothing).

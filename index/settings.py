@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 IdList = Annotated[list[int], NoDecode]
+StrList = Annotated[list[str], NoDecode]
 Weights = Annotated[dict[str, float], NoDecode]
 
 
@@ -180,6 +181,49 @@ class Settings(BaseSettings):
         5_000_000, description="Largest article file an admin may upload in Telegram."
     )
 
+    # --- feeds, watching, follows and digests ----------------------------------------------------
+    feeds: StrList = Field(
+        default_factory=list,
+        description=(
+            "Feeds, sitemaps and pages that `watch` and the bot re-index: comma-separated URLs, "
+            "or the path of a file listing one per line."
+        ),
+    )
+    watch_interval: int = Field(
+        900, ge=10, description="Seconds between re-indexing cycles (`watch`, the bot)."
+    )
+    fetch_timeout: float = Field(20.0, gt=0, description="Seconds before a web request is dropped.")
+    fetch_max_bytes: int = Field(
+        5_000_000, ge=1000, description="Largest feed or page body fetched (after gzip)."
+    )
+    fetch_max_redirects: int = Field(5, ge=0, description="Redirects followed per request.")
+    fetch_host_concurrency: int = Field(
+        2, ge=1, le=8, description="Requests in flight to one host at a time."
+    )
+    fetch_host_delay: float = Field(
+        0.5, ge=0, description="Seconds between the starts of two requests to one host."
+    )
+    fetch_user_agent: str = Field(
+        "newsdesk/0.1 (news question answering bot; respects robots.txt)",
+        description="User-Agent sent with every web request (robots.txt rules for 'newsdesk').",
+    )
+    timezone: str = Field(
+        "UTC",
+        description="Time zone of '/digest daily HH:MM' times (IANA name, e.g. Europe/Berlin).",
+    )
+    alert_top_k: int = Field(
+        5, ge=1, le=20, description="A new article alerts a follow when it ranks in this top N."
+    )
+    alert_min_score: float = Field(
+        0.55,
+        description="Fused score an article must reach to alert a follow (calibrated on stories).",
+    )
+    alert_hourly_cap: int = Field(
+        4, ge=1, description="Alert messages per chat per hour; more are merged into one."
+    )
+    max_follows: int = Field(20, ge=1, description="Topics one chat may follow.")
+    digest_items: int = Field(8, ge=1, le=30, description="Most stories in one digest.")
+
     log_level: str = Field("INFO", description="Logging level for the entry points.")
 
     @field_validator(
@@ -191,6 +235,21 @@ class Settings(BaseSettings):
             return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
         if isinstance(value, int):
             return [value]
+        return value
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _split_feeds(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(value)  # raises for an unknown name: fail at start, not at the first digest
         return value
 
     @field_validator("source_weights", mode="before")
@@ -210,6 +269,15 @@ class Settings(BaseSettings):
     @property
     def server_mode(self) -> bool:
         return bool(self.chroma_host)
+
+    @property
+    def feed_urls(self) -> list[str]:
+        """NEWSDESK_FEEDS as URLs: a single path of a file is read, one URL a line (# comments)."""
+        if len(self.feeds) == 1 and not self.feeds[0].startswith(("http://", "https://")):
+            path = Path(self.feeds[0]).expanduser()
+            lines = path.read_text(encoding="utf-8").splitlines()
+            return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+        return list(self.feeds)
 
     @property
     def chroma_dir(self) -> Path:
