@@ -179,7 +179,7 @@ class TimedTelegram(FakeTelegram):
 
 
 class TimedAnswerer:
-    """The real Answerer, with the time each ``ask`` takes (the bot's interface is kept)."""
+    """The real Answerer, with the time each answer takes (the engine's interface is kept)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -191,17 +191,17 @@ class TimedAnswerer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def ask(self, question: str, conversation_id: str | None = None, **kwargs: Any) -> Any:
+    def respond(self, question: str, conversation_id: str | None = None, **kwargs: Any) -> Any:
         started = time.perf_counter()
         try:
-            answer = self.inner.ask(question, conversation_id, **kwargs)
+            resolved, answer = self.inner.respond(question, conversation_id, **kwargs)
         finally:
             with self._lock:
                 self.seconds.append(time.perf_counter() - started)
         with self._lock:
             self.query_chars.append(len(getattr(answer, "question", "") or ""))
             self.refused += bool(getattr(answer, "refused", False))
-        return answer
+        return resolved, answer
 
     def take(self) -> tuple[list[float], list[int], int]:
         with self._lock:
@@ -472,6 +472,7 @@ async def drive(
 ) -> dict[str, Any]:
     from bot.telegram import SOMETHING_WRONG, build_application
     from index.answer import Answerer
+    from index.engine import NewsChatEngine
     from index.history import History
     from index.settings import Settings
     from index.store import Store
@@ -514,7 +515,7 @@ async def drive(
         rss_warm = sampler.current()
         log(f"warm-up question answered in {warmup:.2f} s; RSS {mb(rss_warm)}")
 
-        app = build_application(settings, answerer)
+        app = build_application(settings, NewsChatEngine(answerer))
         await app.initialize()
         if app.post_init is not None:
             await app.post_init(app)

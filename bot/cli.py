@@ -207,10 +207,12 @@ def ask(
     with ThreadPoolExecutor(1) as pool:
         embedder = pool.submit(get_embedder, settings)
         from bot.render import print_answer
-        from index.answer import Answerer
+        from index.engine import build_query_engine
 
-        answerer = Answerer(settings, store=store, embedder=embedder.result())
-    answer = answerer.ask(question, as_of=_parse_date(as_of))
+        engine = build_query_engine(
+            settings, store=store, embedder=embedder.result(), as_of=_parse_date(as_of)
+        )
+    answer = engine.query(question).metadata["answer"]
     if as_json:
         data = answer.to_dict()
         print(
@@ -259,7 +261,7 @@ def evaluate(
     details: Annotated[bool, typer.Option("--details", help="Include per-question rows.")] = False,
 ) -> None:
     """Measure retrieval hit@k/MRR, answer accuracy, citation precision and refusals."""
-    from index.answer import Answerer
+    from index.engine import build_query_engine
     from index.evaluate import evaluate as run_eval
     from index.evaluate import load_questions
     from index.ingest import index_paths
@@ -272,7 +274,7 @@ def evaluate(
         )
         if summary.failed:
             err.print(f"{summary.failed} corpus records failed to load; evaluating the rest")
-    answerer = Answerer(settings)
+    engine = build_query_engine(settings)
     with Progress(
         TextColumn("evaluating"),
         BarColumn(),
@@ -282,7 +284,7 @@ def evaluate(
         disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task("eval", total=len(rows))
-        result = run_eval(answerer, rows, progress=lambda n: bar.advance(task, n))
+        result = run_eval(engine, rows, progress=lambda n: bar.advance(task, n))
     if not details:
         result.pop("details")
     if as_json:

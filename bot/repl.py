@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.render import print_answer, source_line
-from index.answer import Answerer, QuestionError
+from index.answer import QuestionError
+from index.engine import NewsChatEngine, build_chat_engine
 from index.models import Answer
 from index.settings import Settings
 from index.store import StoreError
@@ -52,16 +53,14 @@ def _save_history(readline: object, path: Path) -> None:
         readline.write_history_file(path)  # type: ignore[attr-defined]
 
 
-async def _answer(answerer: Answerer, question: str, console: Console) -> Answer | None:
+async def _answer(engine: NewsChatEngine, question: str, console: Console) -> Answer | None:
     streamed = []
-    final: Answer | None = None
-    async for item in answerer.astream(question, CONVERSATION):
-        if isinstance(item, Answer):
-            final = item
-        else:
-            streamed.append(item)
-            console.print(escape(item), end="")
+    response = await engine.astream_chat(question)
+    async for delta in response.async_response_gen():
+        streamed.append(delta)
+        console.print(escape(delta), end="")
     console.print()
+    final = response.answer
     if final is None:
         return None
     # Checking citations may renumber or drop claims: then show the checked text too.
@@ -71,18 +70,19 @@ async def _answer(answerer: Answerer, question: str, console: Console) -> Answer
 
 def run(settings: Settings, console: Console | None = None, interactive: bool = True) -> None:
     console = console or Console(highlight=False, soft_wrap=True)
-    answerer = Answerer(settings)
-    stats = answerer.retriever.store.stats()
+    engine = build_chat_engine(settings, CONVERSATION)
+    store = engine.answerer.retriever.store
+    stats = store.stats()
     if stats["articles"] == 0:
         _index_corpus(settings, console)
-        stats = answerer.retriever.store.stats()
-    answerer.retriever.store.warm_up()  # loads the vector index while the user types
+        stats = store.stats()
+    store.warm_up()  # loads the vector index while the user types
     span = (
         f", {stats['first_published']} to {stats['last_published']}"
         if stats["first_published"]
         else ""
     )
-    mode = "LLM answers" if answerer.llm is not None else "offline answers"
+    mode = "LLM answers" if engine.answerer.llm is not None else "offline answers"
     console.print(
         f"[bold]newsdesk[/bold] · {stats['articles']} articles{span} · {mode}. "
         "Ask a question; /help for commands."
@@ -109,7 +109,7 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
             if command == "/help":
                 console.print(HELP)
             elif command == "/reset":
-                answerer.reset(CONVERSATION)
+                engine.reset()
                 last = None
                 console.print("Conversation forgotten.")
             elif command == "/sources":
@@ -118,7 +118,7 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
                 console.print(f"Unknown command {escape(command)}; /help lists them.")
             continue
         try:
-            last = asyncio.run(_answer(answerer, text, console)) or last
+            last = asyncio.run(_answer(engine, text, console)) or last
         except KeyboardInterrupt:
             console.print("\n(answer cancelled)")
         except QuestionError as exc:

@@ -1,4 +1,4 @@
-"""The Telegram front end: python-telegram-bot v22 on top of ``index.answer.Answerer``.
+"""The Telegram front end: python-telegram-bot v22 on top of newsdesk's chat engine.
 
 Private chats: any text is a question. Groups: only messages that mention the bot or reply to
 one of its messages. Each chat (and forum thread) is one conversation, so follow-ups work.
@@ -6,7 +6,7 @@ Updates are handled concurrently across chats; one lock per conversation keeps e
 answers in order. Blocking work (retrieval, indexing, file checks) runs in worker threads so
 the event loop keeps serving other chats.
 
-    build_application(settings, answerer=None) -> Application   # what run() and tests use
+    build_application(settings, engine=None) -> Application     # what run() and tests use
     run(settings, webhook_url=None, listen=None, port=None)     # `newsdesk telegram`
 
 This module builds and runs the Application and checks its configuration; the rest is in
@@ -23,7 +23,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from telegram import Update
@@ -40,6 +40,9 @@ from bot.telegram_handlers import (
 )
 from bot.telegram_uploads import safe_filename
 from index.settings import Settings
+
+if TYPE_CHECKING:
+    from index.engine import NewsChatEngine
 
 log = logging.getLogger(__name__)
 
@@ -169,18 +172,18 @@ def install_log_redaction(token: str) -> Callable[[], None]:
 # --- building and running --------------------------------------------------------------------
 
 
-def build_application(settings: Settings, answerer: Any = None) -> Application:
+def build_application(settings: Settings, engine: NewsChatEngine | None = None) -> Application:
     """The configured PTB Application with newsdesk's handlers (what run() and tests use).
 
-    ``answerer`` defaults to ``Answerer(settings)``; anything with the same ``ask``/
-    ``astream``/``reset`` interface works (tests pass stubs).
+    ``engine`` defaults to ``build_chat_engine(settings)``; each chat gets its own
+    conversation of it (``engine.for_conversation``).
     """
     token = check_token(settings)
-    if answerer is None:
-        from index.answer import Answerer
+    if engine is None:
+        from index.engine import build_chat_engine
 
-        answerer = Answerer(settings)
-    bot = NewsdeskBot(settings, answerer)
+        engine = build_chat_engine(settings)
+    bot = NewsdeskBot(settings, engine)
     api = settings.telegram_api_url.rstrip("/")
     app = (
         Application.builder()

@@ -13,7 +13,7 @@ import datetime as dtm
 import logging
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ChatAction, ChatType, ParseMode
@@ -23,6 +23,9 @@ from bot.telegram_format import MAX_MESSAGE, escape, format_answer, html_to_plai
 from index.answer import QuestionError
 from index.errors import NewsdeskError
 from index.models import Answer
+
+if TYPE_CHECKING:
+    from index.engine import NewsChatEngine
 
 # One logger for the whole front end, as before it was split into modules.
 log = logging.getLogger("bot.telegram")
@@ -118,19 +121,15 @@ def retry_seconds(exc: RetryAfter) -> float:
 # --- answering -------------------------------------------------------------------------------
 
 
-async def answer_question(
-    answerer: Any, bot: Any, target: Target, conversation: str, question: str
-) -> None:
+async def answer_question(chat: NewsChatEngine, bot: Any, target: Target, question: str) -> None:
     """Typing, then the answer: streamed by editing one message when an LLM streams."""
     preview_id: int | None = None
     try:
         async with Typing(bot, target) as typing:
-            if has_llm(answerer):
-                answer, preview_id = await _stream(
-                    answerer, bot, target, question, conversation, typing
-                )
+            if has_llm(chat.answerer):
+                answer, preview_id = await _stream(chat, bot, target, question, typing)
             else:
-                answer = await asyncio.to_thread(answerer.ask, question, conversation)
+                answer = (await chat.achat(question)).metadata["answer"]
     except (QuestionError, NewsdeskError) as exc:
         # A bad question or an unreachable index is the user's business, in one line;
         # anything else goes to the error handler.
@@ -140,18 +139,15 @@ async def answer_question(
 
 
 async def _stream(
-    answerer: Any, bot: Any, target: Target, question: str, conversation: str, typing: Typing
+    chat: NewsChatEngine, bot: Any, target: Target, question: str, typing: Typing
 ) -> tuple[Answer, int | None]:
-    """Consume the answerer's deltas, editing a plain-text preview now and then."""
+    """Consume the engine's deltas, editing a plain-text preview now and then."""
     loop = asyncio.get_running_loop()
     every = EDIT_EVERY_PRIVATE if target.private else EDIT_EVERY_GROUP
     next_edit = loop.time() + every  # a fast answer needs no preview at all
     text, shown, preview_id = "", "", None
-    answer: Answer | None = None
-    async for item in answerer.astream(question, conversation):
-        if isinstance(item, Answer):
-            answer = item
-            continue
+    response = await chat.astream_chat(question)
+    async for item in response.async_response_gen():
         text += item
         preview = _preview(text)
         if loop.time() < next_edit or not preview or preview == shown:
@@ -183,9 +179,9 @@ async def _stream(
         except TelegramError as exc:  # network trouble: the final text is sent anyway
             log.warning("streaming preview failed: %s", exc)
             next_edit = loop.time() + every
-    if answer is None:
-        raise RuntimeError("the answerer's stream ended without an Answer")
-    return answer, preview_id
+    if response.answer is None:
+        raise RuntimeError("the engine's stream ended without an Answer")
+    return response.answer, preview_id
 
 
 def _preview(text: str) -> str:

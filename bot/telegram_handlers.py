@@ -14,7 +14,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, Message, Update
 from telegram.error import NetworkError, TelegramError
@@ -33,6 +33,9 @@ from bot.telegram_uploads import Indexer, reindex_report
 from index.corpus import SUPPORTED_SUFFIXES
 from index.models import Citation
 from index.settings import Settings
+
+if TYPE_CHECKING:
+    from index.engine import NewsChatEngine
 
 # One logger for the whole front end, as before it was split into modules.
 log = logging.getLogger("bot.telegram")
@@ -59,13 +62,14 @@ MakeText = Callable[[], Awaitable[str]]
 
 
 class NewsdeskBot:
-    """Handlers and their state: the answerer, access lists, per-conversation locks."""
+    """Handlers and their state: the chat engine, access lists, per-conversation locks."""
 
-    def __init__(self, settings: Settings, answerer: Any) -> None:
+    def __init__(self, settings: Settings, engine: NewsChatEngine) -> None:
         self.settings = settings
-        self.answerer = answerer
+        self.engine = engine
+        self.answerer = engine.answerer  # its store and embedder serve /status and indexing
         self.access = Access(settings)
-        self.indexer = Indexer(settings, answerer)
+        self.indexer = Indexer(settings, self.answerer)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._store: Any = None
 
@@ -114,9 +118,8 @@ class NewsdeskBot:
         if question is None or not await self.access.admit(update):
             return
         async with self.turn(message):
-            await answer_question(
-                self.answerer, context.bot, Target.of(message), conversation_id(message), question
-            )
+            chat = self.engine.for_conversation(conversation_id(message))
+            await answer_question(chat, context.bot, Target.of(message), question)
 
     async def on_help(self, update: Update, context: Context) -> None:
         """/start and /help: what the bot knows and how to ask."""
@@ -126,7 +129,8 @@ class NewsdeskBot:
         """/reset: forget this conversation."""
 
         async def forget() -> str:
-            await asyncio.to_thread(self.answerer.reset, conversation_id(update.effective_message))
+            chat = self.engine.for_conversation(conversation_id(update.effective_message))
+            await asyncio.to_thread(chat.reset)
             return FORGOTTEN
 
         await self.respond(update, context, forget)

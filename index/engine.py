@@ -58,6 +58,8 @@ from index.settings import Settings, get_settings
 
 #: Engine options that are not Settings fields.
 ENGINE_OPTIONS = ("streaming", "as_of", "similarity_top_k")
+#: Parts an engine may share with code that already loaded them (else built from settings).
+PARTS = ("store", "embedder", "history", "llm")
 PROMPTS = ("answer", "condense")  # what the LLM is asked: an answer, a standalone follow-up
 
 
@@ -66,20 +68,26 @@ def build_query_engine(settings: Settings | None = None, **overrides: Any) -> Ne
     """A query engine over the index that ``settings`` name (default: ``get_settings()``).
 
     ``overrides``: ``streaming`` (bool), ``as_of`` (a ``date``: answer as of that day),
-    ``similarity_top_k`` (articles retrieved), and any ``Settings`` field by name
-    (``llm_model="gpt-4o-mini"``, ``top_k=3``, ...).
+    ``similarity_top_k`` (articles retrieved), parts already loaded (``store``, ``embedder``,
+    ``history``, ``llm``), and any ``Settings`` field by name (``top_k=3``, ...).
     """
-    options = {k: overrides.pop(k) for k in ENGINE_OPTIONS if k in overrides}
-    answerer = Answerer(_settings(settings, overrides))
-    return NewsQueryEngine(answerer, **options)
+    options = _take(overrides, ENGINE_OPTIONS)
+    parts = _take(overrides, PARTS)
+    return NewsQueryEngine(Answerer(_settings(settings, overrides), **parts), **options)
 
 
 def build_chat_engine(
-    settings: Settings | None = None, conversation_id: str | None = None
+    settings: Settings | None = None, conversation_id: str | None = None, **overrides: Any
 ) -> NewsChatEngine:
     """A chat engine: follow-ups are resolved against the conversation's earlier turns,
-    kept in the SQLite history under ``conversation_id`` (None: a fresh, unsaved one)."""
-    return NewsChatEngine(Answerer(_settings(settings, {})), conversation_id)
+    kept in the SQLite history under ``conversation_id`` (None: a fresh, unsaved one).
+    ``overrides`` as for ``build_query_engine``, but for the query options."""
+    parts = _take(overrides, PARTS)
+    return NewsChatEngine(Answerer(_settings(settings, overrides), **parts), conversation_id)
+
+
+def _take(overrides: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: overrides.pop(name) for name in names if name in overrides}
 
 
 def _settings(settings: Settings | None, overrides: dict[str, Any]) -> Settings:
@@ -206,14 +214,15 @@ class NewsQueryEngine(BaseQueryEngine):
     def _update_prompts(self, prompts: dict[str, Any]) -> None:
         raise NotImplementedError("newsdesk's prompts are the files in prompts/; edit those")
 
-    def with_as_of(self, as_of: date | None) -> NewsQueryEngine:
-        """The same engine (same index, models and caches), answering as of ``as_of``."""
+    def with_as_of(self, as_of: date | None, **options: Any) -> NewsQueryEngine:
+        """The same engine (same index, models and caches), answering as of ``as_of``;
+        ``options`` (``streaming``, ``similarity_top_k``) change those too."""
+        current = {"streaming": self.streaming, "similarity_top_k": self.similarity_top_k}
         return NewsQueryEngine(
             self.answerer,
-            streaming=self.streaming,
             as_of=as_of,
-            similarity_top_k=self.similarity_top_k,
             callback_manager=self.callback_manager,
+            **{**current, **options},
         )
 
     def retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:

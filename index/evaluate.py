@@ -19,8 +19,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from index.answer import Answerer
-from index.corpus import canonical_url
+from index.engine import NewsQueryEngine
+from index.identity import canonical_url
 from index.models import Citation
 
 RANKS = (1, 5, 10)
@@ -47,11 +47,14 @@ def normalise(text: str) -> str:
 
 
 def evaluate(
-    answerer: Answerer,
+    engine: NewsQueryEngine,
     questions: list[dict],
     *,
     progress: Callable[[int], None] | None = None,
 ) -> dict:
+    """Ask every question through ``engine`` (as of its date, retrieving ``max(RANKS)``
+    articles so hit@10 can be measured; the answer reads only the first ``top_k``)."""
+    engine = engine.with_as_of(None, similarity_top_k=max(RANKS))
     hits_at = dict.fromkeys(RANKS, 0)
     rr_sum = 0.0
     correct = cited = cited_gold = cited_support = refused_unans = refused_ans = 0
@@ -63,7 +66,8 @@ def evaluate(
         answerable = bool(q.get("answerable", True))
         gold = {canonical_url(u) for u in q.get("gold_urls") or []}
         started = time.perf_counter()
-        resolved, answer = answerer.answer_resolved(q["question"], as_of=as_of, k=max(RANKS))
+        response = engine.with_as_of(as_of).query(q["question"])
+        resolved, answer = response.metadata["resolved"], response.metadata["answer"]
         latencies.append((time.perf_counter() - started) * 1000)
         ranked = [canonical_url(h.url) for h in resolved.hits]
         first = next((i for i, url in enumerate(ranked) if url in gold), None)
@@ -80,7 +84,7 @@ def evaluate(
                 cited_gold += sum(u in gold for u in urls)
                 expected = normalise(str(q.get("answer", "")))
                 cited_support += sum(
-                    bool(expected) and expected in normalise(_article_text(answerer, c))
+                    bool(expected) and expected in normalise(_article_text(engine, c))
                     for c in answer.citations
                 )
         else:
@@ -114,10 +118,11 @@ def evaluate(
     }
 
 
-def _article_text(answerer: Answerer, citation: Citation) -> str:
+def _article_text(engine: NewsQueryEngine, citation: Citation) -> str:
     if not citation.article_id:
         return citation.quote
-    return f"{citation.title}\n{answerer.retriever.store.article_text(citation.article_id)}"
+    store = engine.answerer.retriever.store
+    return f"{citation.title}\n{store.article_text(citation.article_id)}"
 
 
 def _ratio(num: float, den: int) -> float:

@@ -38,6 +38,7 @@ from test_llm import GOOD, QUESTION, collect, llm_settings
 import bot.repl
 from index.answer import Answerer
 from index.embed import LocalEmbedder
+from index.engine import build_chat_engine
 from index.history import FILE_NAME, History
 from index.ingest import index_paths
 from index.settings import Settings
@@ -106,7 +107,11 @@ def test_chroma_server_stopped_mid_session(
             Store(settings)
 
     console = Console(record=True, width=200, highlight=False, soft_wrap=True)
-    monkeypatch.setattr(bot.repl, "Answerer", lambda s: Answerer(s, embedder=embedder))
+    monkeypatch.setattr(
+        bot.repl,
+        "build_chat_engine",
+        lambda s, conversation: build_chat_engine(s, conversation, embedder=embedder),
+    )
     monkeypatch.setattr(
         builtins,
         "input",

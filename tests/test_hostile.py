@@ -33,6 +33,7 @@ from bot.render import print_answer
 from bot.telegram import build_application, safe_filename, webhook_options
 from index.answer import Answerer
 from index.embed import LocalEmbedder
+from index.engine import NewsChatEngine, build_chat_engine
 from index.ingest import index_paths
 from index.models import Answer
 from index.prompts import load_prompt
@@ -120,7 +121,11 @@ def test_repl_shows_html_and_markup_literally(
         "/sources",
     ]
     monkeypatch.setattr(builtins, "input", lambda prompt="": _pop(questions))
-    monkeypatch.setattr(bot.repl, "Answerer", lambda s: Answerer(s, embedder=embedder))
+    monkeypatch.setattr(
+        bot.repl,
+        "build_chat_engine",
+        lambda s, conversation: build_chat_engine(s, conversation, embedder=embedder),
+    )
     console = Console(record=True, width=300, highlight=False, soft_wrap=True)
     bot.repl.run(seeded, console=console, interactive=False)
     out = console.export_text()
@@ -230,7 +235,7 @@ def test_webhook_rejects_posts_without_the_secret(tmp_path: Path) -> None:
             }
 
         async def main() -> list[int]:
-            app = build_application(settings, stub)
+            app = build_application(settings, NewsChatEngine(stub))
             await app.initialize()
             await app.start()
             assert app.updater is not None

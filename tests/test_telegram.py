@@ -43,7 +43,8 @@ from bot.telegram import (
 )
 from bot.telegram_format import format_answer, html_to_plain
 from index.answer import Answerer
-from index.models import Answer, Citation
+from index.engine import NewsChatEngine
+from index.models import Answer, Citation, Query, Resolved
 from index.settings import Settings
 
 # Shaped like a BotFather token (the fake's default "123456:TEST-token" is too short to pass
@@ -100,7 +101,7 @@ def run_bot(
     scenario, stop."""
 
     async def main() -> Any:
-        app = build_application(settings, answerer)
+        app = build_application(settings, NewsChatEngine(answerer))
         await app.initialize()
         assert app.post_init is not None
         await app.post_init(app)
@@ -134,7 +135,7 @@ def link_urls(message: dict[str, Any]) -> list[str]:
 
 
 class Stub:
-    """The Answerer's interface (ask, astream, reset) with scripted answers."""
+    """The Answerer's interface (ask, respond, astream, reset) with scripted answers."""
 
     def __init__(
         self,
@@ -154,6 +155,13 @@ class Stub:
     def ask(self, question: str, conversation_id: str | None = None, **_: Any) -> Answer:
         self.asked.append((conversation_id, question))
         return self.make(question)
+
+    def respond(
+        self, question: str, conversation_id: str | None = None, **_: Any
+    ) -> tuple[Resolved, Answer]:
+        return Resolved(question, question, Query(question), []), self.ask(
+            question, conversation_id
+        )
 
     async def astream(
         self, question: str, conversation_id: str | None = None, **_: Any
@@ -699,7 +707,7 @@ def test_webhook_mode_checks_the_secret(tg: FakeTelegram, tmp_path: Path) -> Non
     }
 
     async def main() -> None:
-        app = build_application(settings, Stub(echo))
+        app = build_application(settings, NewsChatEngine(Stub(echo)))
         await app.initialize()
         await app.start()
         assert app.updater is not None
