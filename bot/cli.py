@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -25,15 +25,68 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from index.errors import NewsdeskError
 from index.settings import Settings, get_settings
 
+INTERRUPTED = "interrupted"
+INDEX_INTERRUPTED = (
+    "indexing stopped; what was indexed is kept, and running the same command again resumes"
+)
+
+
+class CliError(NewsdeskError):
+    """A command's bad input (unreadable file, empty question set), told in one line."""
+
+
+class _ErrorBoundary(typer.core.TyperGroup):
+    """The CLI's one error boundary, around every command (and so around CliRunner tests):
+    known failures, usage errors and Ctrl-C each become one line on stderr, never a
+    traceback. Unknown exceptions still propagate: they are bugs, and the report shows where.
+    """
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except typer.TyperException as exc:  # click's usage errors, as typer vendors them
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise  # shows the help, as intended
+            sub = getattr(exc, "ctx", None)
+            where = f"newsdesk {sub.info_name}" if sub is not None and sub.parent else "newsdesk"
+            _fail(f"{exc.format_message()} (see '{where} --help')", exc.exit_code, where)
+        except KeyboardInterrupt:
+            indexing = ctx.invoked_subcommand == "index"
+            _fail(INDEX_INTERRUPTED if indexing else INTERRUPTED, 130)
+        except (NewsdeskError, _question_error()) as exc:
+            _fail(str(exc), 1)
+        except OSError as exc:  # the machine's problem (a path, permissions, a full disk)
+            where = f"{exc.filename}: " if exc.filename else ""
+            _fail(f"{where}{exc.strerror or exc}", 1)
+        return None
+
+
+def _question_error() -> type[Exception]:
+    from index.answer import QuestionError
+
+    return QuestionError
+
+
+def _fail(message: str, code: int, where: str = "newsdesk") -> NoReturn:
+    """One line on stderr, never wrapped (CI logs are read by grep), then exit ``code``."""
+    line = " ".join(str(message).split())
+    sys.stderr.write(f"{where}: {line}\n")
+    sys.stderr.flush()
+    raise typer.Exit(code)
+
+
 app = typer.Typer(
+    cls=_ErrorBoundary,
     help="newsdesk: ask questions about your news articles and get answers that cite them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
+# soft_wrap: a one-line error stays one line in a pipe or a file, where rich assumes 80 columns.
+err = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -69,8 +122,21 @@ class _BarProgress:
         self.bar.stop()
 
 
+_ENTRY_POINT = False  # set by main(): the process is ours to end early
+
+
 def _settings() -> Settings:
-    return get_settings()
+    settings = get_settings()
+    for name, path in (
+        ("data dir", settings.data_dir),
+        ("bm25 folder", settings.data_dir / "bm25"),
+    ):
+        if path.exists() and not path.is_dir():
+            raise CliError(
+                f"the {name} {path} is a file, not a folder: move it away, or set "
+                "NEWSDESK_DATA_DIR to a folder"
+            )
+    return settings
 
 
 @app.command()
@@ -122,13 +188,15 @@ def index(
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
-    k: Annotated[int, typer.Option("-k", help="How many articles.")] = 5,
+    k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many articles.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the articles (and best passage) hybrid retrieval finds for QUERY."""
     from index.retrieve import Query, Retriever
 
-    hits = Retriever(_settings()).retrieve(Query(text=query), k=k)
+    settings = _settings()
+    _check_query(query, settings)
+    hits = Retriever(settings).retrieve(Query(text=query), k=k)
     rows = [
         {
             "url": h.url,
@@ -230,6 +298,8 @@ def _exit_now() -> None:
     """End a one-shot command without the interpreter's teardown, which spends ~0.5 s
     finalising LlamaIndex's and Chroma's modules. Nothing is left to save: `ask` writes
     nothing, and the stores are crash-safe anyway (they survive kill -9 by design)."""
+    if not _ENTRY_POINT:  # in-process callers (tests) keep their interpreter
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
@@ -246,6 +316,7 @@ def chat() -> None:
     from bot.repl import run
 
     run(_settings(), interactive=_sys.stdin.isatty())
+    _exit_now()  # the interpreter's teardown can crash in ONNX Runtime's threads
 
 
 @app.command("eval")
@@ -267,7 +338,16 @@ def evaluate(
     from index.ingest import index_paths
 
     settings = _settings()
-    rows = load_questions(questions)[: limit or None]
+    try:
+        rows = load_questions(questions)[: limit or None]
+    except OSError as exc:
+        raise CliError(f"cannot read {questions}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # not UTF-8, not JSON, no 'question'
+        raise CliError(f"cannot use {questions}: {exc}") from None
+    if not rows:
+        raise CliError(f"{questions} holds no questions (one JSON object per line)")
+    if corpus is not None and not corpus.exists():
+        raise CliError(f"--corpus {corpus}: no such file or folder")
     if corpus is not None:
         summary = index_paths(
             [corpus], settings, progress=_BarProgress() if err.is_terminal else None
@@ -318,6 +398,17 @@ def telegram(
         raise typer.Exit(2) from None
 
 
+def _check_query(query: str, settings: Settings) -> None:
+    """The same limits a question has: words to look for, and not a book."""
+    text = " ".join(query.split())
+    if not text:
+        raise CliError("nothing to search for: give some words")
+    if len(text) > settings.max_question_chars:
+        raise CliError(
+            f"the query is {len(text)} characters long; keep it under {settings.max_question_chars}"
+        )
+
+
 def _parse_date(value: str | None) -> date | None:
     if value is None:
         return None
@@ -327,14 +418,23 @@ def _parse_date(value: str | None) -> date | None:
         raise typer.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from exc
 
 
-def main() -> None:
-    """Entry point: configure logging once, run the app, turn known errors into one line."""
-    from index.errors import NewsdeskError
+def _settings_problems(exc: Exception) -> str:
+    """Each bad setting and why, on one line; never the value (it may be a secret)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return " ".join(str(exc).split())
+    return "; ".join(
+        f"{'.'.join(str(part) for part in e.get('loc', ())) or 'settings'}: {e.get('msg', '')}"
+        for e in errors()
+    )
 
+
+def main() -> None:
+    """Entry point: configure logging once, then run the app inside its error boundary."""
     try:
         settings = get_settings()
     except Exception as exc:  # pydantic ValidationError: bad values in env/.env
-        print(f"newsdesk: invalid settings: {exc}", file=sys.stderr)
+        print(f"newsdesk: invalid settings: {_settings_problems(exc)}", file=sys.stderr)
         sys.exit(2)
     logging.basicConfig(
         level=settings.log_level.upper(),
@@ -343,13 +443,12 @@ def main() -> None:
     )
     for noisy in ("httpx", "chromadb", "httpcore", "bm25s", "telegram.ext.Updater"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    global _ENTRY_POINT
+    _ENTRY_POINT = True
     try:
         app()
-    except NewsdeskError as exc:
-        print(f"newsdesk: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print("newsdesk: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # before a command started (the boundary covers the rest)
+        print(f"newsdesk: {INTERRUPTED}", file=sys.stderr)
         sys.exit(130)
 
 
