@@ -10,7 +10,7 @@ One run, on one machine:
 2. cold start: ``newsdesk ask "QUESTION" --json`` against that index, 3 runs (median);
 3. baselines, in this process, on the same data with the same article-level definitions as
    ``newsdesk eval`` (the retrieved chunks' distinct articles in rank order, first 10; a hit
-   is a gold URL after ``index.corpus.canonical_url``; answerable questions only):
+   is a gold URL after ``index.identity.canonical_url``; answerable questions only):
    a. LlamaIndex starter: dense only over ``VectorStoreIndex.from_documents`` chunks
       (default splitter, same embedder) in its own Chroma folder, top K chunks;
    b. BM25 alone over newsdesk's chunks (``Retriever.keyword``, no date filter), top K;
@@ -273,7 +273,7 @@ def _baselines(data_dir: Path, starter_dir: Path, questions: list[dict], k: int)
 
 def _score(search: Callable[[str], list[str]], questions: list[dict]) -> dict:
     """hit@1/5/10 and MRR@10 exactly as ``index.evaluate.evaluate`` counts them."""
-    from index.corpus import canonical_url
+    from index.identity import canonical_url
 
     hits = dict.fromkeys(RANKS, 0)
     rr = 0.0

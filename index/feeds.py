@@ -17,7 +17,7 @@ import feedparser
 import trafilatura
 from lxml import etree
 
-from index.corpus import normalize_text
+from index.readers import normalize_text
 
 MIN_PAGE_CHARS = 200  # less text than this from a page is a paywall or a teaser, not an article
 FULL_TEXT_CHARS = 800  # a feed item carrying this much text needs no page fetch

@@ -30,12 +30,12 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import chain
 from urllib.parse import urljoin, urlsplit
 
-from index.corpus import derive_title, normalize_text, parse_date
 from index.feeds import FeedError, FeedItem, extract_page, kind_of, parse_feed, parse_sitemap
 from index.fetch import Fetcher, FetchError, Page
 from index.identity import article_id, canonical_url, content_hash
 from index.ingest import Source, Unchanged
 from index.models import Article, LoadError
+from index.readers import derive_title, normalize_text, parse_date
 
 FEED_ACCEPT = (
     "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, "

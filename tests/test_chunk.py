@@ -10,8 +10,8 @@ from llama_index.core.schema import NodeRelationship
 from tokenizers import Tokenizer
 
 from index.chunk import Chunker, chunk_id
-from index.corpus import content_hash
 from index.embed import MAX_TOKENS, LocalEmbedder, default_model_files
+from index.identity import content_hash
 from index.models import Article
 
 WORDS = [

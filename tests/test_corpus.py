@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from index.corpus import (
-    SUPPORTED_SUFFIXES,
-    article_id,
-    canonical_url,
-    content_hash,
-    derive_title,
-    iter_articles,
-    normalize_text,
-    parse_date,
-)
+from index.corpus import SUPPORTED_SUFFIXES, iter_articles
+from index.identity import article_id, canonical_url, content_hash
 from index.models import Article, LoadError
+from index.readers import derive_title, normalize_text, parse_date
 
 REPO = Path(__file__).resolve().parents[1]
 REALTIMEQA = Path(__file__).resolve().parents[2] / "shared/data/realtimeqa/corpus.jsonl"
