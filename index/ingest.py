@@ -27,7 +27,7 @@ from pathlib import Path
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
-from index import bm25
+from index import bm25, story_store
 from index.chunk import Chunker, chunk_id
 from index.corpus import iter_articles
 from index.embed import Embedder, get_embedder
@@ -164,6 +164,10 @@ def index_sources(
     if not plan.changed and not plan.removed:
         if not state.embedder and store.chunks.count() == 0:
             store.set_state(IndexState(state.version, False, embedder.name, time.time()))
+        elif manifest and (state.dirty or story_store.grouped_version(store) != state.version):
+            # An index built before stories, or a run (maybe its grouping pass) interrupted.
+            store.set_state(IndexState(state.version, True, embedder.name, state.updated_at))
+            _finish(store, embedder, settings, summary, manifest=manifest)
         summary.seconds = time.perf_counter() - started
         return summary
 
@@ -180,13 +184,28 @@ def index_sources(
         progress.stop()
     summary.added = sum(1 for change in plan.changed if change.old_hash is None)
     summary.updated = len(plan.changed) - summary.added
+    _finish(store, embedder, settings, summary)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _finish(
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    summary: IndexSummary,
+    manifest: dict[str, dict] | None = None,
+) -> None:
+    """Group into stories, then publish the new version (clearing the dirty mark)."""
+    grouped = story_store.assign_stories(store, manifest)
+    summary.stories = grouped.stories
+    summary.story_seconds = round(grouped.seconds, 3)
     version = store.next_version()
+    story_store.mark_grouped(store, version)
     store.set_state(IndexState(version, False, embedder.name, time.time()))
     # The keyword index is part of indexing: build it now so no question pays for it.
     # (Other processes sharing a Chroma server rebuild theirs when they see the version.)
     bm25.save(bm25.build(store, version), settings)
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
 def _plan(

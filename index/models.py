@@ -158,6 +158,8 @@ class IndexSummary:
     failed: int = 0
     chunks: int = 0  # chunks written in this run
     seconds: float = 0.0
+    stories: int = 0  # stories after this run (0: no grouping pass was needed)
+    story_seconds: float = 0.0  # of `seconds`, spent grouping articles into stories
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:

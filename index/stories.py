@@ -1,0 +1,230 @@
+"""Stories: the reports of one real-world event, grouped.
+
+A feed carries most events several times: updates over the following days, other outlets'
+versions, digests that mention it among others. Two reports are linked when, published at
+most ``WINDOW_DAYS`` apart, their leads (the first chunk, whose vector the index already
+stores) say the same thing:
+
+* the leads' embeddings are near each other (cosine >= ``COSINE_STRONG``), or
+* they are fairly near (>= ``COSINE_WEAK``) and share rare names and numbers: the IDF-weighted
+  share of the smaller side's names/numbers that the other side also has >= ``SHARED_KEYS``.
+  "Swiatek", "Gauff" and "6-1" tell one final from another tennis story; two moon
+  articles a month apart share only "moon".
+
+Digests and roundups ("5 things to know", live updates, newsletters, "It's Wednesday's news")
+are never members and never link two stories: each is a story of its own, flagged
+``digest``. Stories are the connected groups of links, with one guard against chaining: a
+report joins a group only if it is linked to at least half of the group's reports that it
+was compared with (``MIN_LINK_SHARE``), so one ambiguous report cannot glue two events.
+
+Grouping is a pure function of the articles' leads, vectors and dates: the index recomputes
+it after every change (seconds for 4k articles) and writes only the story ids that moved, so
+a crash or a re-run converges to the same stories whatever order articles arrived in. A
+story's id comes from its earliest report, so it stays put as later reports join.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DAY = 86_400
+WINDOW_DAYS = 4  # updates and other outlets' versions come within days; the labels allow ~7
+COSINE_STRONG = 0.80
+COSINE_WEAK = 0.62
+SHARED_KEYS = 0.35
+MIN_LINK_SHARE = 0.5
+
+# Digests name several events; a member has one main subject. Checked on the headline, the
+# URL and the opening and closing of the text (newsletters sign off at the end).
+_DIGEST_TITLE = re.compile(
+    r"things to know|\b5 things\b|daily briefing|short list|onpolitics|live updates?\b"
+    r"|\bupdates \||^the latest\b|it's \w+day's news|news from around our|50 states"
+    r"|photos (of )?(the|this) week|week in (review|photos)|what you need to know today"
+    r"|morning briefing|evening briefing|newsletter",
+    re.IGNORECASE,
+)
+_DIGEST_TEXT = re.compile(
+    r"the latest on the\b|5 things podcast|onpolitics readers|👋|newsletter writer at"
+    r"|here's all the news you need|from usa today network and wire reports"
+    r"|get '5 things' in your inbox|up to speed on the latest headlines"
+    r"|(part of|appeared in|version of this story) [^.]{0,80}newsletter"
+    r"|edition of cnn's [^.]{0,40}(newsletter|dispatch|news)",
+    re.IGNORECASE,
+)
+_DIGEST_URL = re.compile(r"/live-news/|/newsletters?/|newsletters\.", re.IGNORECASE)
+
+_KEY = re.compile(r"\b(?:[A-Z][\w'’.-]*[a-z]\w*|[A-Z]{2,}|\d[\d,.:/-]*\d|\d)\b")
+# Capitalised words that start sentences or name the outlet, the calendar or a role say
+# nothing about which event a report is about.
+_STOP_WORDS = """a an and as at but by for from he her his how i in it its new no of on or our she so
+    that the their there these they this to up was we what when where which who why will with
+    you your after before here more most now over than then today yesterday tomorrow cnn usa
+    ap reuters news week update updates live video photos watch read opinion analysis
+    president mr mrs ms dr gov sen rep
+    monday tuesday wednesday thursday friday saturday sunday january february march april may
+    june july august september october november december jan feb mar apr jun jul aug sep sept
+    oct nov dec"""
+_STOP = frozenset(_STOP_WORDS.split())
+
+
+@dataclass
+class Report:
+    """What grouping reads of one article: its lead as indexed, and the lead's vector."""
+
+    article_id: str
+    title: str
+    lead: str  # the first chunk's text
+    published_ts: int  # -1 when unknown: such a report never joins another
+    vector: np.ndarray  # unit-length embedding of the first chunk
+    url: str = ""
+    source: str = ""
+
+    @property
+    def digest(self) -> bool:
+        return is_digest(self.title, self.lead, self.url)
+
+
+@dataclass
+class Grouping:
+    """Article id -> story id, and which articles are digests (each a story of its own)."""
+
+    story_of: dict[str, str] = field(default_factory=dict)
+    digests: set[str] = field(default_factory=set)
+
+    def members(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for article_id, story in self.story_of.items():
+            out.setdefault(story, []).append(article_id)
+        return out
+
+
+def is_digest(title: str, text: str, url: str = "") -> bool:
+    """A roundup of several events (never a story's member)."""
+    head, tail = text[:600], text[-400:]
+    return bool(
+        _DIGEST_TITLE.search(title)
+        or _DIGEST_URL.search(url)
+        or _DIGEST_TEXT.search(head)
+        or _DIGEST_TEXT.search(tail)
+    )
+
+
+def keys(title: str, lead: str) -> set[str]:
+    """Names and numbers of a headline and lead, lower-cased: what tells one event apart."""
+    found = set()
+    for match in _KEY.finditer(f"{title}\n{lead}"):
+        token = match.group(0).strip(".,-:/").lower().replace("’", "'")
+        token = token.removesuffix("'s")
+        if token and token not in _STOP and not _is_year(token):
+            found.add(token)
+    return found
+
+
+def _is_year(token: str) -> bool:
+    return len(token) == 4 and token.isdigit() and token[:2] in ("19", "20")
+
+
+def story_id(first_article_id: str) -> str:
+    return "s" + hashlib.sha1(first_article_id.encode("utf-8")).hexdigest()[:11]
+
+
+def group(reports: Sequence[Report]) -> Grouping:
+    """Stories over ``reports``; deterministic, whatever their order."""
+    order = sorted(
+        range(len(reports)), key=lambda i: (reports[i].published_ts, reports[i].article_id)
+    )
+    items = [reports[i] for i in order]
+    digests = {r.article_id for r in items if r.digest}
+    key_sets = [keys(r.title, r.lead) for r in items]
+    idf = _idf(key_sets)
+    links = _links(items, key_sets, idf, digests)
+    parent = _cluster(items, links)
+    first: dict[int, int] = {}
+    for i in range(len(items)):  # items are oldest first: a group's first index is its oldest
+        first.setdefault(parent[i], i)
+    story_of = {
+        r.article_id: story_id(items[first[parent[i]]].article_id) for i, r in enumerate(items)
+    }
+    return Grouping(story_of=story_of, digests=digests)
+
+
+def _idf(key_sets: Iterable[set[str]]) -> dict[str, float]:
+    sets = list(key_sets)
+    df = Counter(k for s in sets for k in s)
+    n = max(len(sets), 1)
+    return {k: math.log((n + 1) / (c + 0.5)) for k, c in df.items()}
+
+
+def shared_keys(a: set[str], b: set[str], idf: dict[str, float]) -> float:
+    """IDF-weighted share of the smaller key set that the other one has too."""
+    if not a or not b:
+        return 0.0
+    both = sum(idf.get(k, 0.0) for k in a & b)
+    smaller = min(sum(idf.get(k, 0.0) for k in a), sum(idf.get(k, 0.0) for k in b))
+    return both / smaller if smaller > 0 else 0.0
+
+
+def linked(cosine: float, shared: float) -> bool:
+    return cosine >= COSINE_STRONG or (cosine >= COSINE_WEAK and shared >= SHARED_KEYS)
+
+
+def _links(
+    items: list[Report], key_sets: list[set[str]], idf: dict[str, float], digests: set[str]
+) -> dict[int, set[int]]:
+    """Linked pairs among reports published within the window (items are oldest first)."""
+    n = len(items)
+    links: dict[int, set[int]] = {i: set() for i in range(n)}
+    if n == 0:
+        return links
+    ts = np.asarray([r.published_ts for r in items], dtype=np.int64)
+    matrix = np.stack([np.asarray(r.vector, dtype=np.float32) for r in items])
+    usable = np.asarray(
+        [r.published_ts >= 0 and r.article_id not in digests for r in items], dtype=bool
+    )
+    window = WINDOW_DAYS * DAY
+    end = 0
+    for i in range(n):
+        if not usable[i]:
+            continue
+        end = max(end, i + 1)
+        while end < n and ts[end] - ts[i] <= window:
+            end += 1
+        if end <= i + 1:
+            continue
+        cosines = matrix[i + 1 : end] @ matrix[i]
+        for offset in np.flatnonzero(cosines >= COSINE_WEAK):
+            j = i + 1 + int(offset)
+            if not usable[j]:
+                continue
+            cos = float(cosines[offset])
+            if cos >= COSINE_STRONG or linked(cos, shared_keys(key_sets[i], key_sets[j], idf)):
+                links[i].add(j)
+                links[j].add(i)
+    return links
+
+
+def _cluster(items: list[Report], links: dict[int, set[int]]) -> list[int]:
+    """Grow groups oldest first. A report joins the group it links to most, provided it links
+    to at least ``MIN_LINK_SHARE`` of that group's reports published within its window; it
+    never merges two groups, so one ambiguous report cannot glue two events together."""
+    window = WINDOW_DAYS * DAY
+    parent = list(range(len(items)))
+    members: dict[int, list[int]] = {}
+    for i, report in enumerate(items):
+        votes: Counter[int] = Counter(parent[j] for j in links[i] if j < i)
+        best, best_rank = i, (0, 0.0)
+        for root, count in votes.items():
+            near = sum(report.published_ts - items[m].published_ts <= window for m in members[root])
+            share = count / max(near, 1)
+            if share >= MIN_LINK_SHARE and (count, share) > best_rank:
+                best, best_rank = root, (count, share)
+        parent[i] = best
+        members.setdefault(best, []).append(i)
+    return parent

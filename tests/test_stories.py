@@ -1,0 +1,147 @@
+"""Grouping reports into stories (index/stories.py): the rule, on vectors the test controls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from index import stories
+from index.stories import Report, group, is_digest, keys
+
+DAY = 86_400
+T0 = 1_656_633_600  # 2022-07-01
+
+# (headline, opening text, url) -> is it a digest/roundup (never a story member)?
+DIGEST_CASES = [
+    ("5 things to know for July 8: Shinzo Abe, Parade shooting", "If your day ...", "", True),
+    ("Gun control law, Yosemite fire: 5 things to know Monday", "Editors USA TODAY", "", True),
+    ("Vladimir Putin, Fed hike, Hurricane Fiona: Daily Briefing", "Vladimir Putin ...", "", True),
+    ("Justice Stephen Breyer, NATO and R. Kelly. It's Wednesday's news.", "The Jan. 6 ...", "", True),
+    ("Ukraine live updates: NATO invites Sweden, Finland", "On the same day NATO ...", "", True),
+    ("French Open updates | Arevalo, Rojer win men's doubles title", "AP PARIS", "", True),
+    ("President Biden calls for federal gas tax holiday", "Happy Wednesday, OnPolitics readers!", "", True),
+    ("Gas prices, Rudy Giuliani, Liz Cheney ...", "Gas prices are dropping. 👋 Hey! Laura Davis here.", "", True),
+    ("Boarding school stories: News from around our 50 states", "From USA TODAY Network", "", True),
+    ("Are we in a recession?", "This story is part of CNN Business’ Nightcap newsletter. To get it", "", True),
+    ("Premarket: Why stocks are weird", "A version of this story first appeared in CNN Business’ Before the Bell newsletter.", "", True),
+    ("Russia-Ukraine news", "Follow the latest", "https://www.cnn.com/europe/live-news/ukraine-06-22/index.html", True),
+    ("Ex-Japanese PM Abe shot and killed", "On today's episode of the 5 Things podcast: Ex-Japanese", "", True),
+    # members, including a science story that opens with a newsletter sign-up line
+    ("June's strawberry moon will light up the sky this week", "Sign up for CNN's Wonder Theory science newsletter. Explore the universe", "", False),
+    ("Shinzo Abe of Japan dies after campaign speech shooting", "Shinzo Abe, Japan's longest-serving prime minister, died", "", False),
+    ("Diahann Carroll, Oscar-nominated, pioneering actress, dies at 84", "Diahann Carroll ...", "", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("title", "text", "url", "expected"), DIGEST_CASES)
+def test_digest_detection(title: str, text: str, url: str, expected: bool) -> None:
+    assert is_digest(title, text, url) is expected
+
+
+def test_keys_are_names_and_numbers_without_calendar_or_outlet() -> None:
+    found = keys(
+        "Iga Swiatek beats Coco Gauff 6-1, 6-3 in Paris",
+        "(CNN) On Saturday, June 4, 2022, the world No. 1 won her second French Open.",
+    )
+    assert {"iga", "swiatek", "coco", "gauff", "6-1", "6-3", "paris", "french", "open"} <= found
+    assert not {"cnn", "saturday", "june", "2022", "the", "on"} & found
+
+
+def _unit(*weights: float, dim: int = 8) -> np.ndarray:
+    vector = np.zeros(dim, dtype=np.float32)
+    vector[: len(weights)] = weights
+    return vector / np.linalg.norm(vector)
+
+
+def _report(aid: str, vector: np.ndarray, day: float, title: str = "", lead: str = "") -> Report:
+    return Report(aid, title or aid, lead, int(T0 + day * DAY), vector)
+
+
+def test_near_leads_within_the_window_form_one_story_whose_id_is_the_earliest_report() -> None:
+    event, other = _unit(1, 0.1), _unit(0, 1)
+    reports = [
+        _report("b-update", _unit(1, 0.15), 1),
+        _report("a-first", event, 0),
+        _report("c-other-outlet", _unit(1, 0.05), 2),
+        _report("d-unrelated", other, 0),
+    ]
+    grouping = group(reports)
+    first = stories.story_id("a-first")
+    assert [grouping.story_of[a] for a in ("a-first", "b-update", "c-other-outlet")] == [first] * 3
+    assert grouping.story_of["d-unrelated"] == stories.story_id("d-unrelated")
+    # Order of arrival does not matter.
+    assert group(list(reversed(reports))).story_of == grouping.story_of
+
+
+def test_the_same_lead_outside_the_date_window_is_another_event() -> None:
+    vector = _unit(1, 0.1)
+    reports = [_report("may-moon", vector, 0), _report("june-moon", vector, 30)]
+    grouping = group(reports)
+    assert grouping.story_of["may-moon"] != grouping.story_of["june-moon"]
+
+
+def test_moderately_similar_leads_join_only_when_they_share_rare_names_or_numbers() -> None:
+    a, b = _unit(1, 0.8), _unit(1, -0.1)  # cosine ~0.71: between the weak and strong bars
+    cos = float(a @ b)
+    assert stories.COSINE_WEAK <= cos < stories.COSINE_STRONG
+    filler = [
+        _report(f"filler{i}", _unit(0, 0, 1, i), 10 + i, lead="Congress Senate House")
+        for i in range(6)
+    ]
+    same = group(
+        [
+            _report("x", a, 0, "Swiatek beats Gauff", "Iga Swiatek won 6-1, 6-3 at Roland Garros."),
+            _report("y", b, 1, "Swiatek takes title", "Iga Swiatek routed Coco Gauff 6-1, 6-3."),
+            *filler,
+        ]
+    )
+    assert same.story_of["x"] == same.story_of["y"]
+    different = group(
+        [
+            _report("x", a, 0, "Swiatek beats Gauff", "Iga Swiatek won 6-1, 6-3 at Roland Garros."),
+            _report("y", b, 1, "Nadal into final", "Rafael Nadal beat Alexander Zverev in Paris."),
+            *filler,
+        ]
+    )
+    assert different.story_of["x"] != different.story_of["y"]
+
+
+def test_a_digest_is_its_own_story_and_never_glues_two_events() -> None:
+    event_a, event_b = _unit(1, 0, 0), _unit(0, 1, 0)
+    digest_vector = _unit(1, 1, 0)  # near both events (cosine ~0.71 with each)
+    reports = [
+        _report("a", event_a, 0),
+        _report("b", event_b, 0),
+        _report("digest", digest_vector, 0, "5 things to know for July 1: A, B"),
+        _report("a2", _unit(1, 0.05, 0), 1),
+    ]
+    grouping = group(reports)
+    assert grouping.digests == {"digest"}
+    assert grouping.story_of["digest"] == stories.story_id("digest")
+    assert grouping.story_of["a"] == grouping.story_of["a2"] != grouping.story_of["b"]
+
+
+def test_a_report_linked_to_two_stories_joins_one_and_does_not_merge_them() -> None:
+    # "bridge" is near both a and b, which are not near each other.
+    a, b = _unit(1, 0, 0), _unit(0, 1, 0)
+    bridge = _unit(1, 1, 0.2)
+    reports = [
+        _report("a", a, 0),
+        _report("a2", _unit(1, 0.02, 0), 0.5),
+        _report("b", b, 0),
+        _report("bridge", bridge, 1),
+    ]
+    old = stories.COSINE_STRONG
+    try:
+        stories.COSINE_STRONG = 0.65  # make both bridge links strong
+        grouping = group(reports)
+    finally:
+        stories.COSINE_STRONG = old
+    assert grouping.story_of["a"] != grouping.story_of["b"]
+    assert grouping.story_of["bridge"] in (grouping.story_of["a"], grouping.story_of["b"])
+
+
+def test_undated_reports_stay_alone() -> None:
+    vector = _unit(1)
+    grouping = group([Report("x", "x", "", -1, vector), Report("y", "y", "", -1, vector)])
+    assert grouping.story_of["x"] != grouping.story_of["y"]
