@@ -13,7 +13,7 @@ when it is near (asking "as of" a day in that archive, or for the "latest" news)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from typing import Any
@@ -157,7 +157,7 @@ class Retriever:
         index = self.bm25.get()
         return index.search(query.text, k, self._mask(query, index))
 
-    # --- fusion ----------------------------------------------------------------------------
+    # --- both, fused ------------------------------------------------------------------------
     def retrieve(self, query: Query, k: int | None = None) -> list[ArticleHit]:
         """Ranked articles; a store that cannot be reached raises ``StoreError`` (the next
         call tries again, so a restarted Chroma server is picked up without a restart)."""
@@ -170,118 +170,20 @@ class Retriever:
             return self.bm25.get()
 
     def _retrieve(self, query: Query, k: int | None = None) -> list[ArticleHit]:
-        k = k or self.settings.top_k
         n = self.settings.candidates
         dense = self.dense(query, n)
         keyword = self.keyword(query, n)
-
-        hits: dict[str, ArticleHit] = {}
-        passages: dict[str, Passage] = {}
-        owner: dict[str, str] = {}  # chunk id -> article id
-        version: dict[str, str] = {}  # article id -> content hash its passages come from
-
-        def same_version(meta: dict) -> bool:
-            # While an article is being replaced, its old and new chunks coexist for a moment
-            # (new ones are written before old ones are deleted): show one version, not both.
-            doc_hash = str(meta.get("doc_hash", ""))
-            return version.setdefault(str(meta.get("article_id", "")), doc_hash) == doc_hash
-
-        def hit_for(meta: dict) -> ArticleHit:
-            aid = str(meta.get("article_id", ""))
-            if aid not in hits:
-                hits[aid] = ArticleHit(
-                    article_id=aid,
-                    title=str(meta.get("title", "")),
-                    url=str(meta.get("url", "")),
-                    source=str(meta.get("source", "")),
-                    published=str(meta.get("published", "")),
-                    published_ts=int(meta.get("published_ts", -1)),
-                )
-            return hits[aid]
-
-        rank = 0
-        for chunk in dense:
-            if not same_version(chunk.metadata):
-                continue
-            hit = hit_for(chunk.metadata)
-            if hit.dense_rank is None:
-                hit.dense_rank = rank
-                rank += 1
-            hit.dense = max(hit.dense, chunk.score)
-            position = int(chunk.metadata.get("position", 0))
-            passage = Passage(chunk.chunk_id, chunk.text, position, dense=chunk.score)
-            passages[chunk.chunk_id] = passage
-            owner[chunk.chunk_id] = hit.article_id
-            hit.passages.append(passage)
-
-        missing = [cid for cid, _ in keyword if cid not in passages]
-        fetched = self._fetch(missing)
-        rank = 0
-        for chunk_id, score in keyword:
-            if chunk_id in passages:
-                passage, hit = passages[chunk_id], hits[owner[chunk_id]]
-            elif chunk_id in fetched:  # else gone from Chroma (re-indexed since): skip it
-                chunk = fetched[chunk_id]
-                if not same_version(chunk.metadata):
-                    continue
-                hit = hit_for(chunk.metadata)
-                passage = Passage(chunk_id, chunk.text, int(chunk.metadata.get("position", 0)))
-                passages[chunk_id] = passage
-                owner[chunk_id] = hit.article_id
-                hit.passages.append(passage)
-            else:
-                continue
-            passage.bm25 = score
-            if hit.bm25_rank is None:
-                hit.bm25_rank = rank
-                rank += 1
-            hit.bm25 = max(hit.bm25, score)
-
-        shares = self._title_shares(query.text, hits)
-        dense_scores = [h.dense for h in hits.values() if h.dense_rank is not None]
-        low, high = min(dense_scores, default=0.0), max(dense_scores, default=0.0)
-        top_bm25 = max((h.bm25 for h in hits.values()), default=0.0)
-        weights = self.settings.source_weights
-        for hit in hits.values():
-            # Min-max over the candidates: cosines of unrelated text are far from 0.
-            if hit.dense_rank is None:
-                dense_part = 0.0
-            else:  # a single dense candidate (or a tie) counts fully
-                dense_part = (hit.dense - low) / (high - low) if high > low else 1.0
-            bm25_part = hit.bm25 / top_bm25 if top_bm25 > 0 else 0.0
-            fused = (
-                DENSE_WEIGHT * dense_part
-                + (1 - DENSE_WEIGHT) * bm25_part
-                + TITLE_WEIGHT * shares.get(hit.article_id, 0.0)
-            )
-            hit.score = (
-                fused * self.recency_weight(hit, query) * weights.get(hit.source.lower(), 1.0)
-            )
-            hit.passages.sort(key=lambda p: p.dense + p.bm25 / 40.0, reverse=True)
-            del hit.passages[3:]  # one article contributes at most three passages
-        ranked = sorted(hits.values(), key=lambda h: h.score, reverse=True)
-        return _distinct(ranked)[:k]
-
-    def _title_shares(self, question: str, hits: dict[str, ArticleHit]) -> dict[str, float]:
-        """How much of each headline (IDF-weighted) is about the question. A story's own
-        headline is mostly about it; a digest's ("5 things to know: ...") is not."""
-        idf = self.bm25.get().idf()
-        wanted = set(terms(question))
-        shares = {}
-        for aid, hit in hits.items():
-            title_terms = set(terms(hit.title))
-            total = sum(idf.get(t, 4.0) for t in title_terms)
-            if total > 0:
-                shares[aid] = sum(idf.get(t, 4.0) for t in title_terms & wanted) / total
-        return shares
-
-    def recency_weight(self, hit: ArticleHit, query: Query) -> float:
-        if query.reference is None or hit.published_ts < 0:
-            return 1.0
-        age = (day_ts(query.reference) - hit.published_ts) / DAY
-        decay = math.exp(-math.log(2) * max(age, 0.0) / self.settings.recency_half_life_days)
-        strength = 0.8 if query.recency else 0.5
-        return (1.0 - strength) + strength * decay
+        found = {chunk.chunk_id for chunk in dense}
+        return fuse(
+            query,
+            dense,
+            keyword,
+            self._fetch([cid for cid, _ in keyword if cid not in found]),
+            idf=self.bm25.get().idf(),
+            k=k or self.settings.top_k,
+            half_life_days=self.settings.recency_half_life_days,
+            source_weights=self.settings.source_weights,
+        )
 
     def _fetch(self, ids: list[str]) -> dict[str, Chunk]:
         if not ids:
@@ -291,6 +193,128 @@ class Retriever:
             cid: Chunk(cid, meta or {}, doc or "")
             for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
         }
+
+
+# --- fusion --------------------------------------------------------------------------------------
+def fuse(
+    query: Query,
+    dense: list[Chunk],
+    keyword: list[tuple[str, float]],
+    fetched: Mapping[str, Chunk],
+    *,
+    idf: Mapping[str, float],
+    k: int,
+    half_life_days: float,
+    source_weights: Mapping[str, float] | None = None,
+) -> list[ArticleHit]:
+    """The top ``k`` articles from both rankings of chunks.
+
+    ``dense`` holds chunks in cosine order; ``keyword`` (chunk id, BM25 score) in BM25
+    order, with the text of chunks only BM25 found in ``fetched`` (a chunk missing there was
+    re-indexed away since: skipped). Chunks are grouped by article; each article's best
+    dense and BM25 scores are normalised over the candidates and added, with its headline's
+    share of the question (IDF-weighted); the sum is weighted by recency and source.
+    """
+    hits: dict[str, ArticleHit] = {}
+    passages: dict[str, tuple[Passage, ArticleHit]] = {}
+    version: dict[str, str] = {}  # article id -> content hash its passages come from
+
+    def add(chunk: Chunk) -> tuple[Passage, ArticleHit] | None:
+        meta = chunk.metadata
+        aid, doc_hash = str(meta.get("article_id", "")), str(meta.get("doc_hash", ""))
+        # While an article is being replaced, its old and new chunks coexist for a moment
+        # (new ones are written before old ones are deleted): show one version, not both.
+        if version.setdefault(aid, doc_hash) != doc_hash:
+            return None
+        hit = hits.get(aid) or hits.setdefault(aid, _hit(aid, meta))
+        passage = Passage(chunk.chunk_id, chunk.text, int(meta.get("position", 0)))
+        hit.passages.append(passage)
+        passages[chunk.chunk_id] = (passage, hit)
+        return passage, hit
+
+    rank = 0
+    for chunk in dense:
+        if (added := add(chunk)) is None:
+            continue
+        passage, hit = added
+        passage.dense = chunk.score
+        if hit.dense_rank is None:
+            hit.dense_rank, rank = rank, rank + 1
+        hit.dense = max(hit.dense, chunk.score)
+
+    rank = 0
+    for chunk_id, score in keyword:
+        added = passages.get(chunk_id)
+        if added is None and chunk_id in fetched:
+            added = add(fetched[chunk_id])
+        if added is None:
+            continue
+        passage, hit = added
+        passage.bm25 = score
+        if hit.bm25_rank is None:
+            hit.bm25_rank, rank = rank, rank + 1
+        hit.bm25 = max(hit.bm25, score)
+
+    shares = title_shares(query.text, hits.values(), idf)
+    dense_scores = [h.dense for h in hits.values() if h.dense_rank is not None]
+    low, high = min(dense_scores, default=0.0), max(dense_scores, default=0.0)
+    top_bm25 = max((h.bm25 for h in hits.values()), default=0.0)
+    weights = source_weights or {}
+    for hit in hits.values():
+        # Min-max over the candidates: cosines of unrelated text are far from 0.
+        if hit.dense_rank is None:
+            dense_part = 0.0
+        else:  # a single dense candidate (or a tie) counts fully
+            dense_part = (hit.dense - low) / (high - low) if high > low else 1.0
+        bm25_part = hit.bm25 / top_bm25 if top_bm25 > 0 else 0.0
+        fused = (
+            DENSE_WEIGHT * dense_part
+            + (1 - DENSE_WEIGHT) * bm25_part
+            + TITLE_WEIGHT * shares.get(hit.article_id, 0.0)
+        )
+        recency = recency_weight(hit, query, half_life_days)
+        hit.score = fused * recency * weights.get(hit.source.lower(), 1.0)
+        hit.passages.sort(key=lambda p: p.dense + p.bm25 / 40.0, reverse=True)
+        del hit.passages[3:]  # one article contributes at most three passages
+    ranked = sorted(hits.values(), key=lambda h: h.score, reverse=True)
+    return _distinct(ranked)[:k]
+
+
+def _hit(article_id: str, meta: dict) -> ArticleHit:
+    return ArticleHit(
+        article_id=article_id,
+        title=str(meta.get("title", "")),
+        url=str(meta.get("url", "")),
+        source=str(meta.get("source", "")),
+        published=str(meta.get("published", "")),
+        published_ts=int(meta.get("published_ts", -1)),
+    )
+
+
+def title_shares(
+    question: str, hits: Iterable[ArticleHit], idf: Mapping[str, float]
+) -> dict[str, float]:
+    """How much of each headline (IDF-weighted) is about the question. A story's own
+    headline is mostly about it; a digest's ("5 things to know: ...") is not."""
+    wanted = set(terms(question))
+    shares = {}
+    for hit in hits:
+        title_terms = set(terms(hit.title))
+        total = sum(idf.get(t, 4.0) for t in title_terms)
+        if total > 0:
+            shares[hit.article_id] = sum(idf.get(t, 4.0) for t in title_terms & wanted) / total
+    return shares
+
+
+def recency_weight(hit: ArticleHit, query: Query, half_life_days: float) -> float:
+    """1 for an article of the reference day, falling towards 0.5 (0.2 when the question
+    asks for the latest news) as it ages; 1 when either date is unknown."""
+    if query.reference is None or hit.published_ts < 0:
+        return 1.0
+    age = (day_ts(query.reference) - hit.published_ts) / DAY
+    decay = math.exp(-math.log(2) * max(age, 0.0) / half_life_days)
+    strength = 0.8 if query.recency else 0.5
+    return (1.0 - strength) + strength * decay
 
 
 def _distinct(ranked: list[ArticleHit]) -> list[ArticleHit]:
