@@ -226,6 +226,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """What is indexed, with which embedder, where, and in which mode."""
+    from index.redact import redact_url
     from index.store import Store
 
     settings = _settings()
@@ -240,7 +241,7 @@ def status(
             else str(settings.chroma_dir.resolve())
         ),
         "answer_mode": "llm" if settings.llm_enabled else "offline",
-        "llm": (settings.openai_base_url or "OpenAI") + f" / {settings.llm_model}"
+        "llm": (redact_url(settings.openai_base_url) or "OpenAI") + f" / {settings.llm_model}"
         if settings.llm_enabled
         else None,
         "collection": settings.collection,
@@ -443,6 +444,9 @@ def main() -> None:
     )
     for noisy in ("httpx", "chromadb", "httpcore", "bm25s", "telegram.ext.Updater"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from index.redact import install_redaction, secrets_of
+
+    install_redaction(secrets_of(settings))  # logs and uncaught errors never show a secret
     global _ENTRY_POINT
     _ENTRY_POINT = True
     try:

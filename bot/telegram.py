@@ -19,6 +19,7 @@ This module builds and runs the Application and checks its configuration; the re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import secrets
@@ -26,8 +27,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from telegram import Update
+from telegram import Bot, Update
+from telegram.error import InvalidToken, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter, Application
+from telegram.request import HTTPXRequest
 
 from bot.telegram_access import NOT_ALLOWED, conversation_id
 from bot.telegram_handlers import (
@@ -39,6 +42,8 @@ from bot.telegram_handlers import (
     NewsdeskBot,
 )
 from bot.telegram_uploads import safe_filename
+from index.errors import NewsdeskError
+from index.redact import Redactor, install_redaction, redact_url
 from index.settings import Settings
 
 if TYPE_CHECKING:
@@ -50,10 +55,15 @@ TOKEN_PATTERN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
 SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")  # what Telegram accepts as secret_token
 
 RATE_LIMIT_RETRIES = 3  # AIORateLimiter retries a RetryAfter this often before raising
+STARTUP_TIMEOUT = 10.0  # seconds the start-up getMe may take before the Bot API counts as down
 
 
 class TelegramConfigError(RuntimeError):
     """The bot cannot start as configured; the message is one line for the user."""
+
+
+class TelegramUnavailable(NewsdeskError):
+    """The Bot API cannot be reached, or stopped accepting the bot; one line for the user."""
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -108,65 +118,62 @@ def webhook_options(
 # --- logging ---------------------------------------------------------------------------------
 
 
-class TokenRedactingFilter(logging.Filter):
-    """Replaces the bot token (and its secret half) in a record's message and traceback."""
+class TokenRedactingFilter(Redactor):
+    """A Redactor for the bot token and its secret half."""
 
     def __init__(self, token: str) -> None:
-        super().__init__()
-        secret = token.partition(":")[2]
-        self.secrets = [s for s in (token, secret) if len(s) >= 8]
-
-    def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "[REDACTED]")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string: leave it to the handler to report
-            return True
-        redacted = self.redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = self.redact(record.stack_info)
-        return True
+        super().__init__([token, token.partition(":")[2]])
 
 
-def install_log_redaction(token: str) -> Callable[[], None]:
-    """Keep the token out of every log record; returns a function that undoes it.
-
-    httpx logs each request URL (which contains the token) at INFO, so it is raised to
-    WARNING; the filter then covers anything else: it sits on the root handlers and in the
-    record factory, so handlers added later (and library loggers) are covered too.
-    """
-    redactor = TokenRedactingFilter(token)
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.addFilter(redactor)
-    previous = logging.getLogRecordFactory()
-
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
-        record = previous(*args, **kwargs)
-        redactor.filter(record)
-        return record
-
-    logging.setLogRecordFactory(factory)
-
-    def uninstall() -> None:
-        if logging.getLogRecordFactory() is factory:
-            logging.setLogRecordFactory(previous)
-        for handler in handlers:
-            handler.removeFilter(redactor)
-
+def install_log_redaction(token: str, *more: str | None) -> Callable[[], None]:
+    """Keep the token (and ``more`` secrets) out of every log record and uncaught error;
+    returns a function that undoes it."""
+    redactor, uninstall = install_redaction([token, token.partition(":")[2]])
+    redactor.add(*more)
     return uninstall
+
+
+# --- starting ----------------------------------------------------------------------------------
+
+
+def check_bot_api(settings: Settings, token: str) -> str:
+    """One getMe before anything else loads; returns the bot's username.
+
+    A rejected token, an unreachable server or one that never answers becomes one line
+    (TelegramConfigError or TelegramUnavailable) that names the URL but never the token;
+    PTB's own report of a rejected token quotes it.
+    """
+    api = settings.telegram_api_url.rstrip("/")
+    shown = redact_url(api)
+    request = HTTPXRequest(connect_timeout=STARTUP_TIMEOUT, read_timeout=STARTUP_TIMEOUT)
+
+    async def probe() -> str:
+        async with Bot(token, base_url=f"{api}/bot", request=request) as bot:
+            return bot.username
+
+    try:
+        return asyncio.run(probe())
+    except InvalidToken as exc:
+        reason = str(exc.__cause__ or "rejected")
+        raise TelegramConfigError(
+            f"the Telegram Bot API at {shown} rejected TELEGRAM_BOT_TOKEN ({_redact(reason, token)}):"
+            " check the token @BotFather gave you, or NEWSDESK_TELEGRAM_API_URL"
+        ) from None
+    except TelegramError as exc:
+        raise TelegramUnavailable(
+            f"cannot reach the Telegram Bot API at {shown}: {_reason(exc, token)}"
+        ) from None
+
+
+def _reason(exc: BaseException, token: str) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TimedOut):
+        text = f"no answer within {STARTUP_TIMEOUT:.0f} s"
+    return _redact(" ".join(text.split()), token)
+
+
+def _redact(text: str, token: str) -> str:
+    return TokenRedactingFilter(token).redact(text)
 
 
 # --- building and running --------------------------------------------------------------------
@@ -210,19 +217,29 @@ def run(
     token = check_token(settings)  # before anything touches the network
     webhook_url = webhook_url or settings.telegram_webhook_url
     options = webhook_options(settings, webhook_url, listen, port) if webhook_url else None
-    install_log_redaction(token)
+    install_log_redaction(token, options["secret_token"] if options else None)
+    check_bot_api(settings, token)  # before the index loads: a bad token fails in seconds
     app = build_application(settings)
-    if options is not None:
-        if options["secret_token"] is None:
-            log.warning("webhook without NEWSDESK_TELEGRAM_WEBHOOK_SECRET: anyone may post updates")
-        log.info("webhook mode: listening on %s:%s", options["listen"], options["port"])
-        app.run_webhook(**options)
-    else:
-        log.info("polling mode")
-        app.run_polling(
-            drop_pending_updates=settings.telegram_drop_pending_updates,
-            allowed_updates=Update.ALL_TYPES,
-        )
+    try:
+        if options is not None:
+            log.info("webhook mode: listening on %s:%s", options["listen"], options["port"])
+            app.run_webhook(**options)
+        else:
+            log.info("polling mode")
+            app.run_polling(
+                drop_pending_updates=settings.telegram_drop_pending_updates,
+                allowed_updates=Update.ALL_TYPES,
+            )
+    except InvalidToken:
+        raise TelegramConfigError(
+            f"the Telegram Bot API at {redact_url(settings.telegram_api_url)} rejected "
+            "TELEGRAM_BOT_TOKEN: check the token @BotFather gave you"
+        ) from None
+    except TelegramError as exc:
+        raise TelegramUnavailable(
+            f"cannot reach the Telegram Bot API at {redact_url(settings.telegram_api_url)}: "
+            f"{_reason(exc, token)}"
+        ) from None
 
 
 __all__ = [
@@ -235,8 +252,10 @@ __all__ = [
     "UNKNOWN_COMMAND",
     "NewsdeskBot",
     "TelegramConfigError",
+    "TelegramUnavailable",
     "TokenRedactingFilter",
     "build_application",
+    "check_bot_api",
     "check_token",
     "conversation_id",
     "install_log_redaction",
