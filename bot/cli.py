@@ -176,13 +176,100 @@ def index(
         data = summary.to_dict()
         print(json.dumps(data))
     else:
-        out.print(
-            f"added {summary.added} · updated {summary.updated} · unchanged {summary.unchanged}"
-            f" · removed {summary.removed} · failed {summary.failed} · "
-            f"{summary.chunks} chunks in {summary.seconds:.1f}s"
-        )
+        out.print(_summary_line(summary))
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _summary_line(summary: object) -> str:
+    from bot.telegram_uploads import summary_line
+
+    return summary_line(summary)  # type: ignore[arg-type]
+
+
+@app.command()
+def watch(
+    once: Annotated[bool, typer.Option("--once", help="One cycle, then exit.")] = False,
+    interval: Annotated[
+        int | None,
+        typer.Option(
+            "--interval", help="Seconds between cycles (default: NEWSDESK_WATCH_INTERVAL)."
+        ),
+    ] = None,
+) -> None:
+    """Keep the index fresh: re-index the corpus folder and NEWSDESK_FEEDS on a schedule.
+
+    Each cycle prints one line; a feed or page that fails is one line too and the rest goes
+    on. Watchers sharing a Chroma server take turns (a lease), so run as many as you like.
+
+    Example: NEWSDESK_FEEDS=https://example.com/rss.xml newsdesk watch --interval 600"""
+    import time
+
+    from index.embed import get_embedder
+    from index.errors import NewsdeskError
+    from index.refresh import refresh
+    from index.store import Store
+
+    settings = _settings()
+    every = interval or settings.watch_interval
+    store, embedder = Store(settings), get_embedder(settings)
+
+    def on_error(error: object) -> None:
+        err.print(f"[red]error[/red] {error}", markup=True, highlight=False)
+
+    while True:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            cycle = refresh(settings, store=store, embedder=embedder, on_error=on_error)
+        except NewsdeskError as exc:  # a server down for a moment: say so, try next cycle
+            if once:
+                raise
+            err.print(f"{stamp} cycle failed: {exc}", highlight=False)
+        else:
+            line = f"skipped: {cycle.skipped}" if cycle.skipped else _summary_line(cycle.summary)
+            out.print(f"{stamp} {line}")
+        if once:
+            return
+        time.sleep(every)
+
+
+@app.command()
+def digest(
+    since: Annotated[
+        str, typer.Option("--since", help="Window start: Nh, Nd (back from now) or a date.")
+    ] = "24h",
+    limit: Annotated[
+        int | None, typer.Option("-n", help="Most stories (default: NEWSDESK_DIGEST_ITEMS).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The main stories published since a time, one cited sentence each, newest first.
+
+    'Now' is NEWSDESK_REFERENCE_DATE's end when set (for archives), else the clock.
+
+    Example: newsdesk digest --since 2d --json"""
+    from index.digest import SinceError, build_digest, parse_since, window_end
+    from index.store import Store
+
+    settings = _settings()
+    until = window_end(settings.reference_date)
+    try:
+        start = parse_since(since, until)
+    except SinceError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    store = Store(settings)
+    items = build_digest(store.manifest(), store, start, until, limit or settings.digest_items)
+    if as_json:
+        print(json.dumps([item.to_dict() for item in items], ensure_ascii=False))
+        return
+    if not items:
+        out.print("No stories in that window.")
+    for n, item in enumerate(items, 1):
+        reports = f" · {item.reports} reports" if item.reports > 1 else ""
+        out.print(f"[bold]{n}. {item.title}[/bold] — {item.source}, {item.published}{reports}")
+        out.print(f"   {item.sentence} [{n}]")
+        if item.url:
+            out.print(f"   [{n}] {item.url}")
 
 
 @app.command()

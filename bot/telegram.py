@@ -33,6 +33,7 @@ from telegram.ext import AIORateLimiter, Application
 from telegram.request import HTTPXRequest
 
 from bot.telegram_access import NOT_ALLOWED, conversation_id
+from bot.telegram_follow import FollowBot
 from bot.telegram_handlers import (
     ADMINS_ONLY,
     COMMANDS,
@@ -203,6 +204,9 @@ def build_application(settings: Settings, engine: NewsChatEngine | None = None) 
         .build()
     )
     app.bot_data["newsdesk"] = bot
+    follow = FollowBot(settings, bot)
+    app.bot_data["newsdesk_follow"] = follow
+    follow.register(app)  # before bot.register: its catch-all for unknown commands comes last
     bot.register(app)
     return app
 

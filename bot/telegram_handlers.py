@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("bot.telegram")
 
 SOURCES_SHOWN = 10
+FOLLOW_HELP = (
+    "/follow TOPIC – alert me to new articles about TOPIC\n/following – what you follow\n"
+    "/unfollow N – stop following topic N\n/digest – the main stories since your last digest\n"
+    "/digest daily HH:MM – a digest every day; /digest off – stop it"
+)
 
 ADMINS_ONLY = "Sorry, admins only: ask an admin to add articles or re-index."
 TEXT_PLEASE = "Send me a question as text, please."
@@ -53,7 +58,11 @@ COMMANDS = [
     BotCommand("sources", "The newest indexed articles"),
     BotCommand("reset", "Forget this conversation"),
     BotCommand("status", "Index and answer mode"),
-    BotCommand("reindex", "Re-index the corpus (admins)"),
+    BotCommand("follow", "Alert me to new articles on a topic"),
+    BotCommand("following", "The topics I follow for you"),
+    BotCommand("unfollow", "Stop following a topic"),
+    BotCommand("digest", "The main stories since your last digest"),
+    BotCommand("reindex", "Re-index the corpus and feeds (admins)"),
     BotCommand("start", "Introduction"),
 ]
 
@@ -72,6 +81,7 @@ class NewsdeskBot:
         self.indexer = Indexer(settings, self.answerer)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._store: Any = None
+        self.after_reindex: Callable[[Any], Awaitable[None]] | None = None  # alerts, at once
 
     # --- wiring --------------------------------------------------------------------------------
     def register(self, app: Application) -> None:
@@ -150,6 +160,8 @@ class NewsdeskBot:
             return reindex_report(await self.indexer.reindex())
 
         await self.respond(update, context, reindex, admins_only=True)
+        if self.after_reindex is not None and self.access.is_admin(update):
+            await self.after_reindex(context.bot)
 
     async def on_document(self, update: Update, context: Context) -> None:
         """A file: admins add articles to the corpus this way."""
@@ -256,7 +268,7 @@ class NewsdeskBot:
             f"{escape(handle)} or reply to one of my messages.",
             "",
             "/sources – the newest articles\n/reset – forget this conversation\n"
-            "/status – index status",
+            "/status – index status\n" + FOLLOW_HELP,
         ]
         if self.access.admins:
             kinds = " ".join(sorted(SUPPORTED_SUFFIXES))

@@ -65,20 +65,21 @@ class Indexer:
         return self._lock
 
     async def reindex(self) -> IndexSummary:
-        """index_paths on the corpus folder, one run at a time, off the event loop."""
-        from index.ingest import index_paths
+        """The corpus folder and NEWSDESK_FEEDS, one run at a time, off the event loop."""
+        from index.refresh import refresh
 
+        settings = self.settings
         retriever = getattr(self.answerer, "retriever", None)
         async with self._indexing():
-            summary = await asyncio.to_thread(
-                index_paths,
-                [self.settings.corpus_dir],
-                self.settings,
+            cycle = await asyncio.to_thread(
+                refresh,
+                settings,
+                targets=[settings.corpus_dir, *settings.feed_urls],
                 store=getattr(retriever, "store", None),
                 embedder=getattr(retriever, "embedder", None),
             )
         _refresh_keyword_index(self.answerer)
-        return summary
+        return cycle.summary or IndexSummary(errors=[cycle.skipped])
 
     async def upload(self, document: Document, bot: Any) -> str:
         """Validate an uploaded article file, save it into the corpus, index; say what happened."""
@@ -169,6 +170,8 @@ def _upload_error(error: LoadError) -> str:
 def _short_error(error: str) -> str:
     # Paths of the server's corpus folder mean nothing in a chat: keep the file name.
     path, sep, reason = error.partition(": ")
+    if path.startswith(("http://", "https://")):
+        return error  # a feed or page: its URL is what the admin knows
     return f"{Path(path).name}: {reason}" if sep else error
 
 

@@ -8,6 +8,7 @@ rather than trusting a 304 for pages it never indexed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -60,3 +61,48 @@ def index_targets(
     finally:
         if fetcher is not None:
             fetcher.close()
+
+
+@dataclass
+class Cycle:
+    """One watch cycle: what indexing did, or why it was skipped."""
+
+    summary: IndexSummary | None = None
+    skipped: str = ""  # e.g. another indexer holds the lease
+    targets: list[str] = field(default_factory=list)
+
+
+def watch_targets(settings: Settings) -> list[str | Path]:
+    """The corpus folder (when it exists) and NEWSDESK_FEEDS."""
+    targets: list[str | Path] = []
+    if Path(settings.corpus_dir).is_dir():
+        targets.append(settings.corpus_dir)
+    return targets + list(settings.feed_urls)
+
+
+def refresh(
+    settings: Settings,
+    *,
+    targets: Sequence[str | Path] | None = None,
+    store: Store | None = None,
+    embedder: Embedder | None = None,
+    on_error: Callable[[LoadError], None] | None = None,
+) -> Cycle:
+    """Re-index ``targets`` (default: the corpus folder and the feeds) as the collection's
+    only indexer; another indexer holding the lease makes this a skipped cycle."""
+    from index.lease import IndexLease, LeaseBusy
+
+    store = store or Store(settings)
+    targets = list(targets) if targets is not None else watch_targets(settings)
+    cycle = Cycle(targets=[str(t) for t in targets])
+    if not targets:
+        cycle.skipped = "nothing to watch: no corpus folder and no NEWSDESK_FEEDS"
+        return cycle
+    try:
+        with IndexLease(store):
+            cycle.summary = index_targets(
+                targets, settings, store=store, embedder=embedder, on_error=on_error
+            )
+    except LeaseBusy as exc:
+        cycle.skipped = str(exc)
+    return cycle

@@ -235,7 +235,10 @@ def test_private_question_follow_up_and_commands(
 
     run_bot(tg, settings, Answerer(settings, embedder=embedder), scenario)
     commands = [c["command"] for c in tg.my_commands()]
-    assert sorted(commands) == ["help", "reindex", "reset", "sources", "start", "status"]
+    assert sorted(commands) == [
+        *["digest", "follow", "following", "help", "reindex", "reset", "sources", "start"],
+        *["status", "unfollow"],
+    ]
 
 
 def test_non_text_and_unusable_questions(tg: FakeTelegram, seeded: Settings, embedder: Any) -> None:

@@ -26,6 +26,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.utils import formatdate
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,6 +41,11 @@ class SiteArticle:
     author: str = "Staff Reporter"
     updated: float = field(default_factory=time.time)
 
+    @property
+    def published_rfc822(self) -> str:
+        day = datetime.fromisoformat(self.published).replace(hour=9, tzinfo=timezone.utc)
+        return formatdate(day.timestamp(), usegmt=True)
+
     def html(self) -> str:
         body = "".join(f"<p>{escape(p)}</p>" for p in self.paragraphs)
         return (
@@ -52,6 +58,10 @@ class SiteArticle:
             f"<article><h1>{escape(self.title)}</h1>{body}</article>"
             "<footer>Copyright Loopback Times. All rights reserved.</footer></body></html>"
         )
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 PAYWALL = (
@@ -127,12 +137,14 @@ class NewsSite:
         items = "".join(
             f"<item><title>{escape(a.title)}</title><link>{self.url}/news/{a.slug}</link>"
             f"<guid>{self.url}/news/{a.slug}</guid>"
-            f"<pubDate>{formatdate(a.updated, usegmt=True)}</pubDate>"
+            f"<pubDate>{a.published_rfc822}</pubDate>"
+            f"<atom:updated>{_iso(a.updated)}</atom:updated>"
             f"<description>{escape(a.paragraphs[0][:140])}</description></item>"
             for a in self.ordered()
         )
         return (
-            '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom"><channel>'
             f"<title>Loopback Times</title><link>{self.url}/</link>"
             f"<description>Test news</description>{items}</channel></rss>"
         )
@@ -142,7 +154,7 @@ class NewsSite:
             f"<entry><title>{escape(a.title)}</title>"
             f'<link href="{self.url}/news/{a.slug}"/><id>{self.url}/news/{a.slug}</id>'
             f"<published>{a.published}T09:00:00Z</published>"
-            f"<updated>{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(a.updated))}</updated>"
+            f"<updated>{_iso(a.updated)}</updated>"
             f"<author><name>{escape(a.author)}</name></author>"
             f'<content type="html">{escape("".join(f"<p>{p}</p>" for p in a.paragraphs))}</content>'
             "</entry>"
