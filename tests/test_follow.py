@@ -54,6 +54,16 @@ CHESS = SiteArticle(
         "The new chess champion said she had trained for the title match since she was ten.",
     ],
 )
+FOOTBALL = SiteArticle(
+    "cup-final",
+    "Underdogs win the football cup final on penalties",
+    "2022-06-14",
+    [
+        "The underdogs won the football cup final on penalties on Saturday after a goalless "
+        "draw, lifting the trophy for the first time in the club's history.",
+        "Their goalkeeper saved two penalties in the shootout in front of 80,000 fans.",
+    ],
+)
 VOLCANO_2 = SiteArticle(
     "volcano-2",
     "Second fissure opens as Iceland volcano eruption spreads",
@@ -161,24 +171,25 @@ def test_hourly_cap_merges_extra_alerts(tg, site, seeded, embedder) -> None:
     async def scenario(app: Any) -> None:
         bot = follower(app)
         bot.clock = clock
-        for topic in ("volcano eruption", "interest rates and inflation", "chess championship"):
+        topics = ["volcano eruption", "interest rates and inflation", "chess championship"]
+        for topic in [*topics, "football cup final"]:
             await say(tg, app, f"/follow {topic}")
         for article in (VOLCANO, RATES, CHESS):
             site.publish(article)
         await bot.cycle(app.bot, reindex=True)
-        alerts = tg.texts(USER)[3:]
+        alerts = tg.texts(USER)[4:]
         assert len(alerts) == 2  # the cap: one alert, then the other two merged
         assert alerts[0].startswith("🔔 New on")
         assert alerts[1].startswith("🔔 2 more new articles on your follows")
         assert sum(t in alerts[1] for t in (VOLCANO.title, RATES.title, CHESS.title)) == 2
 
-        site.publish(VOLCANO_2)
+        site.publish(FOOTBALL)
         clock.now += 600  # ten minutes later: the hour is used up, the alert waits
         await bot.cycle(app.bot, reindex=True)
-        assert len(tg.texts(USER)) == 5
+        assert len(tg.texts(USER)) == 6
         clock.now += 3600  # an hour later it goes out
         await bot.check(app.bot)
-        assert len(tg.texts(USER)) == 6 and VOLCANO_2.title in tg.texts(USER)[-1]
+        assert len(tg.texts(USER)) == 7 and FOOTBALL.title in tg.texts(USER)[-1]
 
     run_bot(tg, settings, Answerer(settings, embedder=embedder), scenario)
 
