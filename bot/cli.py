@@ -139,6 +139,35 @@ def _settings() -> Settings:
     return settings
 
 
+def _require_index(settings: Settings) -> None:
+    """For commands that only read the index: a missing one is reported (with where it was
+    looked for), never created empty in passing."""
+    from index.store import empty_index, index_exists
+
+    if not index_exists(settings):
+        raise empty_index(settings)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"newsdesk {version('newsdesk')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """newsdesk: ask questions about your news articles and get answers that cite them."""
+
+
 @app.command()
 def index(
     paths: Annotated[
@@ -283,6 +312,7 @@ def search(
 
     settings = _settings()
     _check_query(query, settings)
+    _require_index(settings)
     hits = Retriever(settings).retrieve(Query(text=query), k=k)
     rows = [
         {
@@ -314,18 +344,22 @@ def status(
 ) -> None:
     """What is indexed, with which embedder, where, and in which mode."""
     from index.redact import redact_url
-    from index.store import Store
+    from index.store import Store, index_exists
 
     settings = _settings()
-    stats = Store(settings).stats()
+    if index_exists(settings):
+        stats = Store(settings).stats()
+    else:  # reported as empty; nothing is created by looking
+        stats = {"articles": 0, "chunks": 0, "first_published": None, "last_published": None}
+        stats |= {"version": 0, "embedder": "", "last_indexed": None, "updated_at": 0.0}
     info = {
         **stats,
-        "data_dir": str(settings.data_dir.resolve()),
+        "data_dir": str(settings.data_dir),
         "store_mode": "server" if settings.server_mode else "embedded",
         "chroma": (
             f"{settings.chroma_host}:{settings.chroma_port}"
             if settings.server_mode
-            else str(settings.chroma_dir.resolve())
+            else str(settings.chroma_dir)
         ),
         "answer_mode": "llm" if settings.llm_enabled else "offline",
         "llm": (redact_url(settings.openai_base_url) or "OpenAI") + f" / {settings.llm_model}"
@@ -336,8 +370,54 @@ def status(
     if as_json:
         print(json.dumps(info))
         return
-    for key, value in info.items():
-        out.print(f"{key:>16}: {value}")
+    for label, value in _status_lines(info, settings):
+        out.print(f"{label:>12}: {value}", markup=False)
+
+
+def _status_lines(info: dict, settings: Settings) -> list[tuple[str, str]]:
+    """``status`` for a person: counts with separators, times as dates, modes in words."""
+    from index.redact import redact_url
+
+    articles = f"{info['articles']:,}"
+    if info["first_published"]:
+        articles += f" (published {info['first_published']} to {info['last_published']})"
+    if not info["articles"]:
+        articles += " (add some with `newsdesk index PATH`)"
+    answers = "offline (extractive, no LLM)"
+    if info["llm"]:
+        answers = f"LLM {settings.llm_model} at {redact_url(settings.openai_base_url) or 'OpenAI'}"
+    store = (
+        f"Chroma server at {info['chroma']}"
+        if settings.server_mode
+        else f"embedded Chroma in {info['chroma']}"
+    )
+    return [
+        ("articles", articles),
+        ("chunks", f"{info['chunks']:,}"),
+        ("last change", _when(info["updated_at"])),
+        ("embedder", info["embedder"] or "none yet"),
+        ("answers", answers),
+        ("data dir", info["data_dir"]),
+        ("store", f"{store}, collection {info['collection']!r}"),
+    ]
+
+
+def _when(timestamp: float) -> str:
+    """'2026-11-30 01:02 (3 hours ago)' in local time; 'never' for 0."""
+    if not timestamp:
+        return "never"
+    from datetime import datetime
+
+    moment = datetime.fromtimestamp(timestamp)
+    seconds = max(0.0, datetime.now().timestamp() - timestamp)
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            ago = f"{count} {unit}{'s' if count > 1 else ''} ago"
+            break
+    else:
+        ago = "just now"
+    return f"{moment:%Y-%m-%d %H:%M} ({ago})"
 
 
 @app.command()
@@ -352,10 +432,14 @@ def ask(
     """Answer one QUESTION from the indexed articles, with numbered citations."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from index.answer import validate_question
     from index.embed import get_embedder
     from index.store import Store
 
     settings = _settings()
+    validate_question(question, settings)
+    day = _parse_date(as_of)
+    _require_index(settings)
     store = Store(settings)
     # Loading the vector index and the ONNX model release the GIL: start both before the
     # heavy imports below so a one-off question does not pay for them one after another.
@@ -365,9 +449,7 @@ def ask(
         from bot.render import print_answer
         from index.engine import build_query_engine
 
-        engine = build_query_engine(
-            settings, store=store, embedder=embedder.result(), as_of=_parse_date(as_of)
-        )
+        engine = build_query_engine(settings, store=store, embedder=embedder.result(), as_of=day)
     answer = engine.query(question).metadata["answer"]
     if as_json:
         data = answer.to_dict()

@@ -145,6 +145,13 @@ def _print_sources(console: Console, last: Answer | None) -> None:
 def _index_corpus(settings: Settings, console: Console) -> None:
     from index.ingest import index_paths
 
+    if not settings.corpus_dir.is_dir():
+        console.print(
+            f"No articles are indexed in {settings.data_dir} and there is no folder "
+            f"{settings.corpus_dir} to index: add articles with `newsdesk index PATH` "
+            "(or set NEWSDESK_CORPUS_DIR or NEWSDESK_DATA_DIR)."
+        )
+        return
     console.print(f"The index is empty: indexing {settings.corpus_dir} first…")
     summary = index_paths([settings.corpus_dir], settings)
     console.print(

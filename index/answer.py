@@ -48,6 +48,21 @@ class QuestionError(ValueError):
     """The question cannot be asked as it is; the message says why, for the user."""
 
 
+def validate_question(question: str, settings: Settings) -> str:
+    """The question with its whitespace tidied, or ``QuestionError`` saying what is wrong."""
+    text = " ".join((question or "").split())
+    if not text:
+        raise QuestionError("Please ask a question in words.")
+    if len(text) > settings.max_question_chars:
+        raise QuestionError(
+            f"That question is {len(text)} characters long; please keep it under "
+            f"{settings.max_question_chars}."
+        )
+    if not terms(text) and not _CITATION_REF.search(text):
+        raise QuestionError("I couldn't find any words to search for in that question.")
+    return text
+
+
 class Answerer:
     def __init__(
         self,
@@ -135,17 +150,7 @@ class Answerer:
 
     # --- steps --------------------------------------------------------------------------------
     def validate(self, question: str) -> str:
-        text = " ".join((question or "").split())
-        if not text:
-            raise QuestionError("Please ask a question in words.")
-        if len(text) > self.settings.max_question_chars:
-            raise QuestionError(
-                f"That question is {len(text)} characters long; please keep it under "
-                f"{self.settings.max_question_chars}."
-            )
-        if not terms(text) and not _CITATION_REF.search(text):
-            raise QuestionError("I couldn't find any words to search for in that question.")
-        return text
+        return validate_question(question, self.settings)
 
     def resolve(
         self,

@@ -15,3 +15,7 @@ class EmbedderMismatch(StoreError):
 
 class EmbedderError(NewsdeskError):
     """The embedder cannot be set up (missing or altered model files)."""
+
+
+class EmptyIndex(StoreError):
+    """There is nothing to search yet; the message names the index and how to fill it."""

@@ -35,7 +35,7 @@ from index.embed import Embedder, get_embedder
 from index.identity import canonical_url
 from index.models import ArticleHit, Chunk, Passage, Query
 from index.settings import Settings
-from index.store import Store, StoreError
+from index.store import Store, StoreError, empty_index
 from index.text import terms
 
 OVERFETCH = 2  # unfiltered dense search fetches this many times k, then filters
@@ -162,7 +162,10 @@ class Retriever:
         """Ranked articles; a store that cannot be reached raises ``StoreError`` (the next
         call tries again, so a restarted Chroma server is picked up without a restart)."""
         with _unavailable_as_store_error():
-            return self._retrieve(query, k)
+            hits = self._retrieve(query, k)
+            if not hits and self.store.chunks.count() == 0:
+                raise empty_index(self.settings)
+            return hits
 
     def keyword_index(self) -> Bm25Index:
         """The current BM25 index (refreshed if the store moved on), for IDF and boilerplate."""

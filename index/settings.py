@@ -6,6 +6,7 @@ No other module reads ``os.environ``.
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -14,11 +15,15 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
 IdList = Annotated[list[int], NoDecode]
 StrList = Annotated[list[str], NoDecode]
 Weights = Annotated[dict[str, float], NoDecode]
+
+
+def default_data_dir() -> Path:
+    """One index per user whatever folder newsdesk runs in: ``$XDG_DATA_HOME/newsdesk``,
+    by default ``~/.local/share/newsdesk``."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "newsdesk"
 
 
 def _alias(name: str) -> AliasChoices:
@@ -37,12 +42,18 @@ class Settings(BaseSettings):
 
     # --- storage -----------------------------------------------------------------------------
     data_dir: Path = Field(
-        Path(".newsdesk"),
-        description="Where the embedded Chroma store, the BM25 index and conversations live.",
+        default_factory=default_data_dir,
+        description=(
+            "Where the embedded Chroma store, the BM25 index and conversations live "
+            "(default: ~/.local/share/newsdesk, or $XDG_DATA_HOME/newsdesk)."
+        ),
     )
     corpus_dir: Path = Field(
-        REPO_ROOT / "corpus",
-        description="Folder indexed by default, by the REPL on first start and by /reindex.",
+        Path("corpus"),
+        description=(
+            "Folder indexed by default: by `newsdesk index` without paths, by the REPL on "
+            "first start, by /reindex; Telegram uploads are saved there."
+        ),
     )
     collection: str = Field("newsdesk", description="Chroma collection name for article chunks.")
     chroma_host: str | None = Field(
@@ -251,6 +262,13 @@ class Settings(BaseSettings):
 
         ZoneInfo(value)  # raises for an unknown name: fail at start, not at the first digest
         return value
+
+    @field_validator("data_dir", "corpus_dir", "onnx_model_path", "tokenizer_path")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        # Fixed when the settings are read: '~' works, and a relative path means the folder
+        # it was relative to then, even if a component later changes directory.
+        return value.expanduser().absolute() if value is not None else None
 
     @field_validator("source_weights", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from typing import Any
 import chromadb
 from chromadb.config import Settings as ChromaSettings
 
-from index.errors import EmbedderMismatch, StoreError
+from index.errors import EmbedderMismatch, EmptyIndex, StoreError
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,31 @@ def make_client(settings: Settings) -> Any:
             ) from exc
     settings.chroma_dir.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_dir), settings=chroma_settings)
+
+
+def index_exists(settings: Settings) -> bool:
+    """Whether there is an index to open, without creating one: the embedded store's folder
+    exists (a Chroma server is asked instead, so there it counts as existing)."""
+    return settings.server_mode or settings.chroma_dir.is_dir()
+
+
+def describe_index(settings: Settings) -> str:
+    """Where the index lives, for messages: the data dir, or the server and collection."""
+    if settings.server_mode:
+        return (
+            f"collection {settings.collection!r} on the Chroma server at "
+            f"{settings.chroma_host}:{settings.chroma_port}"
+        )
+    return f"{settings.data_dir} (NEWSDESK_DATA_DIR)"
+
+
+def empty_index(settings: Settings) -> EmptyIndex:
+    """The error for a question that meets an empty (or never built) index."""
+    elsewhere = "" if settings.server_mode else ", or set NEWSDESK_DATA_DIR to your index's folder"
+    return EmptyIndex(
+        f"no articles are indexed in {describe_index(settings)}: "
+        f"add some with `newsdesk index PATH`{elsewhere}"
+    )
 
 
 @dataclass
@@ -214,6 +239,7 @@ class Store:
             "first_published": dates[0] if dates else None,
             "last_published": dates[-1] if dates else None,
             "version": state.version,
+            "updated_at": state.updated_at,
             "embedder": state.embedder,
             "last_indexed": (
                 time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(state.updated_at))

@@ -14,8 +14,9 @@ from chroma_run import ChromaRun
 from fakes.fixtures import fake_openai, fake_telegram  # noqa: F401
 
 from index.embed import LocalEmbedder
-from index.settings import REPO_ROOT, Settings
+from index.settings import Settings
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "realtimeqa"
 SEED = REPO_ROOT / "corpus" / "000_pakistan-azerbaijan-joint-ministerial-commission.md"
 

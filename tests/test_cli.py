@@ -1,9 +1,11 @@
-"""The `newsdesk` command as other tools call it: subprocesses, JSON on stdout, exit codes."""
+"""The `newsdesk` command as other tools call it (subprocesses, JSON on stdout, exit codes)
+and as a person reads it (in process: status text, --version)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -218,3 +220,81 @@ def test_eval_json_indexes_the_corpus_and_scores_it(tmp_path: Path) -> None:
     assert result["citation_precision"] <= 0.5
     assert (result["refusal_rate"], result["false_refusal_rate"]) == (1.0, 0.0)
     assert 0 < result["p50_ms"] <= result["p95_ms"]
+
+
+# --- in process: what a person reads ------------------------------------------------------------
+@pytest.fixture
+def run_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Invoke the app in this process with ``env`` as the only newsdesk settings."""
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from index.settings import get_settings
+
+    def invoke(*args: str, env: dict[str, str]):
+        for var in list(os.environ):
+            if var.startswith(("NEWSDESK_", "OPENAI_", "TELEGRAM_")):
+                monkeypatch.delenv(var)
+        for var, value in env.items():
+            monkeypatch.setenv(var, value)
+        monkeypatch.chdir(tmp_path)  # away from any .env
+        get_settings.cache_clear()
+        try:
+            return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+        finally:
+            get_settings.cache_clear()
+
+    return invoke
+
+
+def status_lines(text: str) -> dict[str, str]:
+    return dict(line.strip().split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+def test_version(run_cli) -> None:
+    from importlib.metadata import version
+
+    result = run_cli("--version", env={})
+    assert result.exit_code == 0
+    assert result.stdout == f"newsdesk {version('newsdesk')}\n"
+
+
+def test_status_text_reads_as_words_and_dates(run_cli, seeded) -> None:
+    result = run_cli("status", env={"NEWSDESK_DATA_DIR": str(seeded.data_dir)})
+    assert result.exit_code == 0, result.output
+    lines = status_lines(result.stdout)
+    assert lines["articles"] == "4 (published 2022-06-10 to 2025-01-24)"
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d \((just now|\d+ (minute|hour)s? ago)\)", lines["last change"]
+    )
+    assert lines["answers"] == "offline (extractive, no LLM)"
+    assert lines["data dir"] == str(seeded.data_dir)
+    assert "version" not in lines and "None" not in result.stdout
+
+    llm = {"NEWSDESK_DATA_DIR": str(seeded.data_dir), "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+    result = run_cli("status", env=llm | {"NEWSDESK_LLM_MODEL": "qwen2.5:7b"})
+    assert status_lines(result.stdout)["answers"] == "LLM qwen2.5:7b at http://127.0.0.1:9/v1"
+
+
+def test_status_where_there_is_no_index_creates_nothing(run_cli, tmp_path: Path) -> None:
+    result = run_cli("status", env={"XDG_DATA_HOME": str(tmp_path / "xdg")})
+    assert result.exit_code == 0, result.output
+    lines = status_lines(result.stdout)
+    assert lines["data dir"] == str(tmp_path / "xdg" / "newsdesk")
+    assert lines["articles"] == "0 (add some with `newsdesk index PATH`)"
+    assert lines["last change"] == "never"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["ask", "Who won the election?"], ["search", "election"]])
+def test_questions_without_an_index_say_where_they_looked(
+    command: list[str], tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path / "nothing", tmp_path / "corpus")
+    proc = newsdesk(*command, env=env, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"newsdesk: no articles are indexed in {tmp_path / 'nothing'} (NEWSDESK_DATA_DIR): add "
+        "some with `newsdesk index PATH`, or set NEWSDESK_DATA_DIR to your index's folder"
+    )
+    assert list(tmp_path.iterdir()) == []
