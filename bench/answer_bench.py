@@ -7,7 +7,10 @@ One run, on one machine:
    then ``newsdesk eval dev.jsonl --corpus CORPUS --json`` in a subprocess, offline mode
    (no LLM settings passed on) -> hit@1/5/10, MRR@10, accuracy, citation precision,
    refusal rate, false refusals, p50/p95 latency (warm: one process answers them all);
-2. cold start: ``newsdesk ask "QUESTION" --json`` against that index, 3 runs (median);
+2. start-up, runs interleaved so that load drifts hit all three alike (medians): the bare
+   ``python -c "import chromadb"``, a cold ``newsdesk ask "QUESTION" --json`` against that
+   index, and the time until ``newsdesk chat`` (on a pseudo-terminal) shows its prompt;
+   each as a ratio to the bare import (issue 11's targets: ask <= 1.6x, prompt <= 1.2x);
 3. baselines, in this process, on the same data with the same article-level definitions as
    ``newsdesk eval`` (the retrieved chunks' distinct articles in rank order, first 10; a hit
    is a gold URL after ``index.identity.canonical_url``; answerable questions only):
@@ -23,15 +26,22 @@ chunks plus ~10k starter chunks at ~15-25 chunks/s on 2 cores: about 35-60 min t
 both, then a few minutes for 202 questions. With ``--data-dir`` / ``--starter-dir`` from an
 earlier run (e.g. ``index_bench.py --limit 0 --keep``) it takes a few minutes. For a smoke
 run: ``--corpus corpus.jsonl --limit-articles 20 --limit-questions 6`` (~3 min).
+``--startup-only`` measures step 2 alone (with ``--data-dir`` of a built index: ~1 min) and
+writes its own section.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import pty
+import select
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -59,6 +69,10 @@ from common import (
 )
 
 SECTION = "Answering (bench/answer_bench.py)"
+STARTUP_SECTION = "Start-up (bench/answer_bench.py --startup-only)"
+PROMPT = "› ".encode()  # what the REPL shows when it is ready for a question
+# Issue 11: start-up as multiples of the bare `import chromadb` on the same machine.
+ASK_RATIO, PROMPT_RATIO = 1.6, 1.2
 RANKS = (1, 5, 10)
 # Issue 3's reference figures for the starter path (top 10 chunks, full corpus, dev set).
 REFERENCE = {"dense (starter)": (0.64, 0.42), "BM25": (0.65, 0.49), "hybrid RRF": (0.69, 0.50)}
@@ -104,7 +118,18 @@ def main() -> None:
         default=10,
         help="chunks each baseline retrieves before grouping into articles (default 10)",
     )
-    parser.add_argument("--cold-runs", type=int, default=3, help="cold `ask` runs (median)")
+    parser.add_argument(
+        "--cold-runs",
+        type=int,
+        default=3,
+        help="start-up runs of each kind: bare import, cold `ask`, REPL prompt (median)",
+    )
+    parser.add_argument(
+        "--startup-only",
+        action="store_true",
+        help="only the start-up row (give --data-dir of a built index, else the corpus is "
+        "indexed first); written to its own section",
+    )
     parser.add_argument(
         "--source-weights",
         help="also run eval with NEWSDESK_SOURCE_WEIGHTS set to this (e.g. 'cnn.com=1.5': "
@@ -133,6 +158,14 @@ def main() -> None:
         index_run = run_measured(index_cmd, env=env, cwd=tmp).check(ok=(0, 1))
         indexed = index_run.json()
 
+        question = next((q for q in questions if q.get("answerable", True)), questions[0])
+        if args.startup_only:
+            log(f"[2/2] start-up, {args.cold_runs} runs of each")
+            startup = _startup(env, tmp, question["question"], args.cold_runs)
+            body = _startup_report(startup, n_articles, args)
+            publish(STARTUP_SECTION, body, machine, started, args)
+            return
+
         log(f"[2/5] newsdesk eval: {len(questions)} questions")
         eval_cmd = [*newsdesk_cmd(), "eval", str(dev), "--corpus", str(corpus), "--json"]
         eval_cmd += ["--limit", str(args.limit_questions)] if args.limit_questions else []
@@ -144,16 +177,8 @@ def main() -> None:
             weighted_env = {**env, "NEWSDESK_SOURCE_WEIGHTS": args.source_weights}
             weighted = run_measured(eval_cmd, env=weighted_env, cwd=tmp).check().json()
 
-        log(f"[3/5] cold `newsdesk ask`, {args.cold_runs} runs")
-        question = next((q for q in questions if q.get("answerable", True)), questions[0])
-        cold = [
-            run_measured(
-                [*newsdesk_cmd(), "ask", question["question"], "--json"], env=env, cwd=tmp
-            ).check()
-            for _ in range(args.cold_runs)
-        ]
-        for run in cold:
-            run.json()  # it must print its Answer object
+        log(f"[3/5] start-up: bare import, cold `newsdesk ask`, REPL prompt; {args.cold_runs} runs")
+        startup = _startup(env, tmp, question["question"], args.cold_runs)
 
         log("[4/5] starter index")
         marker = {"corpus": str(source.resolve()), "limit": args.limit_articles}
@@ -173,7 +198,7 @@ def main() -> None:
             len(questions),
             metrics,
             eval_run,
-            cold,
+            startup,
             baselines,
             starter_note,
             index_note,
@@ -182,6 +207,126 @@ def main() -> None:
         if args.keep:
             report += f"\n\nKept: data dir `{data_dir}`, starter index `{starter_dir}`."
     publish(SECTION, report, machine, started, args)
+
+
+# --- start-up -------------------------------------------------------------------------------------
+@dataclass
+class Startup:
+    """Wall times of fresh processes, measured in the same rounds."""
+
+    bare: list[RunResult]  # python -c "import chromadb"
+    ask: list[RunResult]  # newsdesk ask QUESTION --json
+    prompt: list[float]  # newsdesk chat until its prompt shows
+
+    def median(self, kind: str) -> float:
+        runs = getattr(self, kind)
+        return median([r if isinstance(r, float) else r.seconds for r in runs])
+
+    def ratio(self, kind: str) -> float:
+        return self.median(kind) / self.median("bare")
+
+
+def _startup(env: dict[str, str], cwd: Path, question: str, runs: int) -> Startup:
+    """Each round runs the three once, in turn, so a change in the machine's load hits
+    all of them rather than one."""
+    bare_cmd = [sys.executable, "-c", "import chromadb"]
+    ask_cmd = [*newsdesk_cmd(), "ask", question, "--json"]
+    startup = Startup([], [], [])
+    for _ in range(runs):
+        startup.bare.append(run_measured(bare_cmd, env=env, cwd=cwd).check())
+        ask = run_measured(ask_cmd, env=env, cwd=cwd).check()
+        ask.json()  # it must print its Answer object
+        startup.ask.append(ask)
+        startup.prompt.append(_time_to_prompt([*newsdesk_cmd(), "chat"], env, cwd))
+    return startup
+
+
+def _time_to_prompt(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> float:
+    """Seconds from spawning ``cmd`` on a pseudo-terminal (so it is interactive, as for a
+    person) until it prints the REPL prompt; then it is told to quit."""
+    main_fd, child_fd = pty.openpty()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdin=child_fd, stdout=child_fd, stderr=child_fd, close_fds=True
+    )
+    os.close(child_fd)
+    seen = b""
+    try:
+        while PROMPT not in seen:
+            left = timeout - (time.perf_counter() - started)
+            if left <= 0 or proc.poll() is not None:
+                raise RuntimeError(f"no prompt from `{' '.join(cmd)}`; it printed:\n{seen!r}")
+            if select.select([main_fd], [], [], min(left, 0.5))[0]:
+                try:
+                    seen += os.read(main_fd, 4096)
+                except OSError:  # the child closed the terminal
+                    continue
+        seconds = time.perf_counter() - started
+        os.write(main_fd, b"/quit\n")
+        proc.wait(timeout=60)
+        return seconds
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(main_fd)
+
+
+def _startup_table(startup: Startup) -> str:
+    def row(label: str, kind: str, target: float | None) -> list[str]:
+        runs = getattr(startup, kind)
+        times = [r if isinstance(r, float) else r.seconds for r in runs]
+        ratio = startup.ratio(kind)
+        return [
+            label,
+            secs(startup.median(kind)),
+            ", ".join(secs(t) for t in times),
+            f"{ratio:.2f}x",
+            "" if target is None else f"<= {target}x: {verdict(ratio <= target)}",
+        ]
+
+    return table(
+        ["process", "median", "runs", "ratio to bare import", "target (issue 11)"],
+        [
+            row('bare `python -c "import chromadb"`', "bare", None),
+            row("cold `newsdesk ask QUESTION --json`", "ask", ASK_RATIO),
+            row("`newsdesk chat` until the prompt shows", "prompt", PROMPT_RATIO),
+        ],
+    )
+
+
+def _startup_targets(startup: Startup) -> list[list[str]]:
+    ask, prompt = startup.ratio("ask"), startup.ratio("prompt")
+    return [
+        [f"cold `ask` <= {ASK_RATIO}x bare import", f"{ask:.2f}x", verdict(ask <= ASK_RATIO)],
+        [
+            f"REPL prompt <= {PROMPT_RATIO}x bare import",
+            f"{prompt:.2f}x",
+            verdict(prompt <= PROMPT_RATIO),
+        ],
+    ]
+
+
+def _startup_report(startup: Startup, n_articles: int, args: argparse.Namespace) -> str:
+    return report(
+        [
+            ("Start-up", _startup_table(startup)),
+            (
+                "Targets",
+                table(["target (issue 11)", "measured", "result"], _startup_targets(startup)),
+            ),
+        ],
+        [
+            f"Index: {n_articles:,} articles of `{args.corpus}`"
+            + (f" (first {args.limit_articles})" if args.limit_articles else "")
+            + (", data dir reused (`--data-dir`)" if args.data_dir else ", indexed by this run")
+            + f"; {args.cold_runs} rounds, each running the three once in turn.",
+            "Cold means a fresh process; the OS file cache is warm after the first round, as "
+            "it is for someone who asks twice. The REPL runs on a pseudo-terminal and counts "
+            "until its prompt is printed (it may still be loading the rest behind it).",
+            "Offline answers, embedded Chroma, a temp working folder (no `.env`).",
+        ],
+    )
 
 
 def _starter_index(folder: Path, corpus: Path, marker: dict, tmp: Path) -> str:
@@ -306,7 +451,7 @@ def _report(
     n_questions: int,
     m: dict,
     eval_run: RunResult,
-    cold: list[RunResult],
+    startup: Startup,
     baselines: dict[str, dict],
     starter_note: str,
     index_note: str,
@@ -352,10 +497,10 @@ def _report(
             ["false refusal rate (answerable)", f(m["false_refusal_rate"])],
             ["warm latency p50 / p95", f"{m['p50_ms']:.0f} / {m['p95_ms']:.0f} ms"],
             [
-                f"cold `newsdesk ask` (median of {len(cold)})",
-                f"{secs(median([c.seconds for c in cold]))} "
-                f"(runs: {', '.join(secs(c.seconds) for c in cold)}; peak RSS "
-                f"{mb(max(c.peak_rss for c in cold))})",
+                f"cold `newsdesk ask` (median of {len(startup.ask)})",
+                f"{secs(startup.median('ask'))} "
+                f"(runs: {', '.join(secs(c.seconds) for c in startup.ask)}; peak RSS "
+                f"{mb(max(c.peak_rss for c in startup.ask))})",
             ],
             [
                 "questions (answerable / unanswerable)",
@@ -367,7 +512,7 @@ def _report(
             ],
         ],
     )
-    cold_s = median([c.seconds for c in cold])
+    cold_s = startup.median("ask")
     targets = table(
         ["target (issue 3)", "measured", "result"],
         [
@@ -392,6 +537,7 @@ def _report(
             ["warm p50 <= 60 ms", f"{m['p50_ms']:.0f} ms", verdict(m["p50_ms"] <= 60)],
             ["warm p95 <= 200 ms", f"{m['p95_ms']:.0f} ms", verdict(m["p95_ms"] <= 200)],
             ["cold `newsdesk ask` <= 3 s", secs(cold_s), verdict(cold_s <= 3.0)],
+            *_startup_targets(startup),
         ],
     )
     reference = "; ".join(f"{k} {h:.2f} / {r:.2f}" for k, (h, r) in REFERENCE.items())
@@ -431,6 +577,7 @@ def _report(
         [
             ("Retrieval (article level)", retrieval),
             ("Answers and latency", answers),
+            ("Start-up", _startup_table(startup)),
             ("Targets", targets),
         ],
         notes,
