@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.markup import escape
 
-from index.models import Answer, Citation
+from index.models import Answer, Citation, OtherReport
+
+SHOWN_SOURCES = 2  # other outlets named beside a citation; the rest are counted
+
+
+def other_reports(c: Citation, name: Callable[[OtherReport], str] = lambda r: r.source) -> str:
+    """`` (+3 reports: usatoday.com, theweek.co.uk, …)``: who else reported the cited story.
+    ``name`` renders one report, escaped for the front end (Telegram links it)."""
+    if not c.also:
+        return ""
+    first_of: dict[str, OtherReport] = {}
+    for report in c.also:  # oldest first: each outlet named once, by its first report
+        first_of.setdefault(report.source or report.url, report)
+    shown = [name(r) for r in list(first_of.values())[:SHOWN_SOURCES]]
+    more = ", …" if len(c.also) > len(shown) else ""
+    noun = "report" if len(c.also) == 1 else "reports"
+    return f" (+{len(c.also)} {noun}: {', '.join(shown)}{more})"
 
 
 def source_line(c: Citation) -> str:
     when = f", {c.published}" if c.published else ""
     url = f"\n     {escape(c.url)}" if c.url else ""
-    return f"  [{c.n}] {escape(c.title)} — {escape(c.source or 'unknown source')}{when}{url}"
+    also = other_reports(c, lambda r: escape(r.source or r.url))
+    return f"  [{c.n}] {escape(c.title)} — {escape(c.source or 'unknown source')}{when}{also}{url}"
 
 
 def print_answer(console: Console, answer: Answer, *, text: bool = True) -> None:

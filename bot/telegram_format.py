@@ -13,6 +13,7 @@ import html
 import re
 from dataclasses import dataclass
 
+from bot.render import other_reports
 from index.models import Answer, Citation
 
 MAX_MESSAGE = 4096  # Telegram's limit for one message's text
@@ -42,7 +43,14 @@ def source_line(c: Citation) -> str:
     if c.url and c.url.lower().startswith(_LINKABLE):
         title = f'<a href="{html.escape(c.url, quote=True)}">{title}</a>'
     details = ", ".join(escape(part) for part in (c.source, c.published) if part)
-    return f"{c.n}. {title}" + (f" — {details}" if details else "")
+    also = other_reports(c, lambda r: _link(r.source or r.url, r.url))
+    return f"{c.n}. {title}" + (f" — {details}" if details else "") + also
+
+
+def _link(text: str, url: str) -> str:
+    if url and url.lower().startswith(_LINKABLE):
+        return f'<a href="{html.escape(url, quote=True)}">{escape(text)}</a>'
+    return escape(text)
 
 
 def format_answer(answer: Answer) -> str:

@@ -19,6 +19,7 @@ from index.models import Answer, ArticleHit, Citation, Query, Resolved, citation
 from index.retrieve import Retriever, day_ts
 from index.settings import Settings
 from index.store import Store
+from index.story_answer import with_reports
 from index.text import terms
 from index.timeparse import parse_time_scope, strip_time_phrases
 
@@ -135,6 +136,7 @@ class Answerer:
                 yield "\n"
         else:
             yield answer.text
+        answer = self._with_stories(answer, resolved)
         self._remember(conversation_id, resolved, answer)
         yield answer
 
@@ -191,6 +193,12 @@ class Answerer:
         return Resolved(question, standalone, query, hits, context, already_said, focus, as_of)
 
     def _answer(self, resolved: Resolved) -> Answer:
+        return self._with_stories(self._answer_text(resolved), resolved)
+
+    def _with_stories(self, answer: Answer, resolved: Resolved) -> Answer:
+        return with_reports(answer, self.retriever.stories, resolved.as_of)
+
+    def _answer_text(self, resolved: Resolved) -> Answer:
         answer = self._offline(resolved)
         if self.llm is None or answer.refused:
             return answer

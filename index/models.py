@@ -85,6 +85,10 @@ class ArticleHit:
     dense_rank: int | None = None
     bm25_rank: int | None = None
     passages: list[Passage] = field(default_factory=list)
+    story_id: str = ""  # the story this report belongs to (its own id when alone)
+    # Other reports of the same story among the candidates, best first: the story holds one
+    # slot in the ranking, and an answer may cite whichever report supports a sentence best.
+    reports: list[ArticleHit] = field(default_factory=list)
 
 
 @dataclass
@@ -103,6 +107,16 @@ class Resolved:
 
 # --- answers -------------------------------------------------------------------------------------
 @dataclass
+class OtherReport:
+    """Another outlet's (or a later) report of the story a citation comes from."""
+
+    source: str
+    url: str
+    published: str
+    title: str = ""
+
+
+@dataclass
 class Citation:
     n: int
     title: str
@@ -111,6 +125,12 @@ class Citation:
     url: str
     quote: str
     article_id: str = ""
+    story_id: str = ""  # the story the cited report belongs to
+    also: list[OtherReport] = field(default_factory=list)  # the story's other reports, oldest first
+
+    def __post_init__(self) -> None:
+        # Read back from JSON (conversation history), the reports are plain dicts.
+        self.also = [OtherReport(**r) if isinstance(r, dict) else r for r in self.also]
 
 
 @dataclass
@@ -139,6 +159,7 @@ def citation_for(n: int, hit: ArticleHit, quote: str) -> Citation:
         url=hit.url,
         quote=quote,
         article_id=hit.article_id,
+        story_id=hit.story_id,
     )
 
 

@@ -36,6 +36,7 @@ from index.identity import canonical_url
 from index.models import ArticleHit, Chunk, Passage, Query
 from index.settings import Settings
 from index.store import Store, StoreError, empty_index
+from index.story_store import StoryMap, one_per_story
 from index.text import terms
 
 OVERFETCH = 2  # unfiltered dense search fetches this many times k, then filters
@@ -84,6 +85,7 @@ class Retriever:
         self.embedder = embedder or get_embedder(settings)
         self.store.check_embedder(self.embedder.name)
         self.bm25 = Bm25Cache(settings, self.store)
+        self.stories = StoryMap(self.store)
         self._index = VectorStoreIndex.from_vector_store(
             ChromaVectorStore(chroma_collection=self.store.chunks),
             embed_model=LlamaEmbedding(self.embedder),
@@ -177,16 +179,17 @@ class Retriever:
         dense = self.dense(query, n)
         keyword = self.keyword(query, n)
         found = {chunk.chunk_id for chunk in dense}
-        return fuse(
+        ranked = fuse(
             query,
             dense,
             keyword,
             self._fetch([cid for cid, _ in keyword if cid not in found]),
             idf=self.bm25.get().idf(),
-            k=k or self.settings.top_k,
+            k=len(dense) + len(keyword),  # all: a story's reports fold into one slot below
             half_life_days=self.settings.recency_half_life_days,
             source_weights=self.settings.source_weights,
         )
+        return one_per_story(ranked, self.stories.story_of)[: k or self.settings.top_k]
 
     def _fetch(self, ids: list[str]) -> dict[str, Chunk]:
         if not ids:

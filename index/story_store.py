@@ -17,11 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from index.chunk import chunk_id
+from index.models import ArticleHit
 from index.store import Store
 from index.stories import Grouping, Report, group
 
@@ -162,3 +164,19 @@ class StoryMap:
         """A story's reports, oldest first, as manifest records (with ``article_id``)."""
         self._load()
         return list(self._reports.get(story, []))
+
+
+def one_per_story(ranked: list[ArticleHit], story_of: Callable[[str], str]) -> list[ArticleHit]:
+    """One slot per story: its best-ranked report stands for it, and the story's other
+    candidates ride along in ``reports`` (so k sources are k different events)."""
+    first: dict[str, ArticleHit] = {}
+    out = []
+    for hit in ranked:
+        hit.story_id = story_of(hit.article_id)
+        lead = first.get(hit.story_id)
+        if lead is None:
+            first[hit.story_id] = hit
+            out.append(hit)
+        else:
+            lead.reports.append(hit)
+    return out
