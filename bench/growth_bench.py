@@ -9,7 +9,7 @@ For each size N (the first N articles of ``../shared/data/realtimeqa/corpus-full
    indexing the full corpus again (its index time is then reported as "reused");
 2. embedded mode: a fresh interpreter (this script's ``_latency`` worker) opens an
    ``Answerer`` on that data dir, answers 3 warm-up questions from ``dev.jsonl``, then
-   times ``Answerer.answer_resolved`` (retrieval + offline answer, as of each question's
+   times ``Answerer.respond`` (retrieval + offline answer, as of each question's
    date) on the next ``--questions`` (50) -> p50/p95, plus the dense and BM25 retrievers
    alone on the same queries; its peak RSS is the answering process's memory;
 3. size on disk of the data dir (Chroma + the BM25 index the first query built);
@@ -112,7 +112,7 @@ def worker(argv: list[str]) -> None:
         def ask(row: dict) -> tuple[float, Any, Any]:
             as_of = date.fromisoformat(row["date"][:10]) if row.get("date") else None
             t0 = time.perf_counter()
-            resolved, answer = answerer.answer_resolved(row["question"], as_of=as_of)
+            resolved, answer = answerer.respond(row["question"], as_of=as_of)
             return time.perf_counter() - t0, resolved, answer
 
         warmup = [ask(row)[0] for row in rows[: args.warmup]]
@@ -379,7 +379,7 @@ def _report(results: list[Size], args: argparse.Namespace, machine: Machine) -> 
     notes = [
         f"Articles: the first N lines of `corpus-full.jsonl`; questions: {args.warmup} "
         f"warm-up + the next {args.questions} of `{Path(args.questions_path).name}`, each asked "
-        "as of its date (`Answerer.answer_resolved`: retrieval + offline answer, no history), "
+        "as of its date (`Answerer.respond`: retrieval + offline answer, no history), "
         "the same questions at every N and in both modes.",
         "Each latency run is a fresh interpreter; *query RSS* is its peak (model, Chroma "
         "client or embedded store, BM25). *index s*: the `newsdesk index --json` summary "

@@ -140,13 +140,6 @@ class Answerer:
         self._remember(conversation_id, resolved, answer)
         yield answer
 
-    def answer_resolved(
-        self, question: str, *, as_of: date | None = None, k: int | None = None
-    ) -> tuple[Resolved, Answer]:
-        """One stateless offline-or-LLM answer plus what retrieval saw (for evaluation)."""
-        resolved = self.resolve(question, None, as_of=as_of, k=k)
-        return resolved, self._answer(resolved)
-
     def reset(self, conversation_id: str) -> None:
         self.history.reset(conversation_id)
 

@@ -169,10 +169,6 @@ class ArticleRetriever(BaseRetriever):
         self.as_of = as_of
         self.similarity_top_k = similarity_top_k
 
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> ArticleRetriever:
-        return cls(Answerer(settings or get_settings()), **kwargs)
-
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         resolved = self.answerer.resolve(
             query_bundle.query_str, as_of=self.as_of, k=self.similarity_top_k

@@ -201,7 +201,7 @@ def test_questions_during_reindex_see_each_article_once(
         while asked < MAX_QUESTIONS and time.monotonic() - started < DEADLINE:
             finished = done.is_set()  # one last round after the writer is done
             for question in (X_QUESTION, Y_QUESTION, f"{KEYWORD['A']} {KEYWORD['B']} railings"):
-                resolved, answer = answerer.answer_resolved(question)
+                resolved, answer = answerer.respond(question)
                 asked += 1
                 bm25_versions.add(answerer.retriever.bm25.get().version)
                 x_hits = [h for h in resolved.hits if h.article_id == x_id]
