@@ -388,7 +388,8 @@ def _delta(text: str) -> ChatResponse:
 class NewsChatEngine(BaseChatEngine):
     """A conversation: each message may be a follow-up ("and what did he say?", "more about
     [2]"), resolved against the turns before it. Turns live in the SQLite history, so a
-    conversation survives restarts and is shared by processes using the same data dir."""
+    conversation survives restarts and is shared by processes using the same data dir (so
+    the ``chat_history`` argument of ``chat``/``stream_chat`` is not used)."""
 
     def __init__(self, answerer: Answerer, conversation_id: str | None = None) -> None:
         self.answerer = answerer
