@@ -22,6 +22,7 @@ from pathlib import Path
 from index.engine import NewsQueryEngine
 from index.identity import canonical_url
 from index.models import Citation
+from index.story_eval import StoryTally, is_story_record, score_index
 
 RANKS = (1, 5, 10)
 _QUOTES = re.compile(r"[\"'“”‘’`]")
@@ -36,8 +37,8 @@ def load_questions(path: Path) -> list[dict]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}#{n}: not JSON ({exc.msg})") from exc
-        if not isinstance(row, dict) or not row.get("question"):
-            raise ValueError(f"{path}#{n}: needs an object with a 'question'")
+        if not isinstance(row, dict) or not (row.get("question") or is_story_record(row)):
+            raise ValueError(f"{path}#{n}: needs an object with a 'question' (or story 'members')")
         rows.append(row)
     return rows
 
@@ -55,6 +56,10 @@ def evaluate(
     """Ask every question through ``engine`` (as of its date, retrieving ``max(RANKS)``
     articles so hit@10 can be measured; the answer reads only the first ``top_k``)."""
     engine = engine.with_as_of(None, similarity_top_k=max(RANKS))
+    stories = [q for q in questions if is_story_record(q)]
+    questions = [q for q in questions if not is_story_record(q)]
+    story_map = engine.answerer.retriever.stories
+    story_tally = StoryTally(story_map)
     hits_at = dict.fromkeys(RANKS, 0)
     rr_sum = 0.0
     correct = cited = cited_gold = cited_support = refused_unans = refused_ans = 0
@@ -77,6 +82,7 @@ def evaluate(
                 hits_at[r] += first is not None and first < r
             rr_sum += 1.0 / (first + 1) if first is not None and first < 10 else 0.0
             refused_ans += answer.refused
+            story_tally.add(gold, resolved.hits, [] if answer.refused else answer.citations)
             if not answer.refused:
                 correct += normalise(str(q.get("answer", ""))) in normalise(answer.text)
                 urls = [canonical_url(c.url) for c in answer.citations]
@@ -102,6 +108,10 @@ def evaluate(
         if progress:
             progress(1)
     latencies.sort()
+    story_figures = {
+        **(story_tally.figures() if n_ans else {}),
+        **(score_index(story_map, stories) if stories else {}),
+    }
     return {
         **{f"hit@{r}": _ratio(hits_at[r], n_ans) for r in RANKS},
         "mrr@10": _ratio(rr_sum, n_ans),
@@ -114,6 +124,7 @@ def evaluate(
         "p95_ms": round(_percentile(latencies, 95), 1),
         "n_answerable": n_ans,
         "n_unanswerable": n_unans,
+        **story_figures,
         "details": details,
     }
 

@@ -15,9 +15,11 @@ from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
-from index.corpus import canonical_url
+from index.identity import canonical_url
+from index.story_store import StoryMap
 
 ROLES = ("members", "mentions", "near_misses")
+STORY_RANKS = (1, 5)
 
 
 def is_story_record(row: dict) -> bool:
@@ -86,3 +88,35 @@ def score_grouping(story_of: dict[str, str], labelled: list[dict], verbose: bool
 
 def _share(num: int, den: int) -> float:
     return round(num / den, 4) if den else 0.0
+
+
+class StoryTally:
+    """Question-level story figures: a cited or ranked article counts when it shares a story
+    with a gold article (another outlet's report of the same event is as good a source)."""
+
+    def __init__(self, stories: StoryMap) -> None:
+        self.stories = stories
+        self.hits = dict.fromkeys(STORY_RANKS, 0)
+        self.n = self.cited = self.cited_right = 0
+
+    def add(self, gold_urls: set[str], hits: list, citations: list) -> None:
+        gold = {s for u in gold_urls if (s := self.stories.story_of_url(u))}
+        ranks = [i for i, h in enumerate(hits) if (h.story_id or h.article_id) in gold]
+        self.n += 1
+        for r in STORY_RANKS:
+            self.hits[r] += bool(ranks) and ranks[0] < r
+        self.cited += len(citations)
+        self.cited_right += sum(
+            (c.story_id or self.stories.story_of(c.article_id)) in gold for c in citations
+        )
+
+    def figures(self) -> dict:
+        return {
+            "story_citation_precision": _share(self.cited_right, self.cited),
+            **{f"story_hit@{r}": _share(self.hits[r], self.n) for r in STORY_RANKS},
+        }
+
+
+def score_index(stories: StoryMap, labelled: list[dict]) -> dict:
+    """Grouping figures for the labelled stories, over what the index holds."""
+    return score_grouping(stories.stories_by_url(), labelled)

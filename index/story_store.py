@@ -137,6 +137,7 @@ class StoryMap:
         self.store = store
         self._version: int | None = None
         self._story_of: dict[str, str] = {}
+        self._by_url: dict[str, str] = {}
         self._reports: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
 
@@ -153,12 +154,24 @@ class StoryMap:
                 reports.setdefault(sid, []).append({"article_id": aid, **meta})
             for rows in reports.values():
                 rows.sort(key=lambda m: (int(m.get("published_ts", -1)), m["article_id"]))
+            self._by_url = {str(m.get("url")): aid for aid, m in manifest.items() if m.get("url")}
             self._story_of, self._reports, self._version = story_of, reports, version
 
     def story_of(self, article_id: str) -> str:
         """The story an article belongs to (itself when ungrouped or unknown)."""
         self._load()
         return self._story_of.get(article_id, article_id)
+
+    def story_of_url(self, url: str) -> str | None:
+        """The story of the article at ``url`` (canonical form), None when not indexed."""
+        self._load()
+        aid = self._by_url.get(url)
+        return self._story_of.get(aid) if aid else None
+
+    def stories_by_url(self) -> dict[str, str]:
+        """Canonical URL -> story id of every indexed article that has a URL."""
+        self._load()
+        return {url: self._story_of[aid] for url, aid in self._by_url.items()}
 
     def reports(self, story: str) -> list[dict]:
         """A story's reports, oldest first, as manifest records (with ``article_id``)."""
