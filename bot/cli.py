@@ -302,6 +302,52 @@ def digest(
 
 
 @app.command()
+def story(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="N (source [N] of the chat's last answer), a story id, an article id or URL."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the timeline as JSON.")] = False,
+) -> None:
+    """How a story unfolded: its reports oldest first, each with what it added.
+
+    Example: `newsdesk story 2` after the chat cited a source [2], or
+    `newsdesk story https://www.cnn.com/2022/10/04/entertainment/loretta-lynn-death/index.html`."""
+    from dataclasses import asdict
+
+    from bot.render import print_timeline
+    from bot.repl import CONVERSATION
+    from index.bm25 import Bm25Cache
+    from index.history import open_history
+    from index.store import Store
+    from index.story_store import StoryMap
+    from index.timeline import build_timeline, find_story
+
+    settings = _settings()
+    store = Store(settings)
+    stories = StoryMap(store)
+    cited = []
+    if ref.strip("[]").isdigit():
+        last = open_history(settings).last(CONVERSATION)
+        cited = last.citations if last else []
+        if not cited:
+            raise CliError(f"no source [{ref.strip('[]')}]: ask in `newsdesk chat` first")
+    story_id = find_story(ref, stories, cited)
+    if story_id is None:
+        raise CliError(f"no indexed story matches {ref!r}")
+    keywords = Bm25Cache(settings, store).get()
+    timeline = build_timeline(
+        store, stories, story_id, idf=keywords.idf(), boilerplate=keywords.boilerplate
+    )
+    if as_json:
+        print(json.dumps(asdict(timeline), ensure_ascii=False))
+        return
+    print_timeline(out, timeline)
+
+
+@app.command()
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many articles.")] = 5,

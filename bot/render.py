@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from index.models import Answer, Citation, OtherReport
+
+if TYPE_CHECKING:  # the timeline module loads the retrieval stack; rendering needs none of it
+    from index.timeline import Timeline
 
 SHOWN_SOURCES = 2  # other outlets named beside a citation; the rest are counted
 
@@ -47,3 +51,20 @@ def print_answer(console: Console, answer: Answer, *, text: bool = True) -> None
         console.print("\n[bold]See also[/bold]")
         for c in answer.see_also:
             console.print(source_line(c))
+
+
+def print_timeline(console: Console, timeline: Timeline) -> None:
+    """A story's reports oldest first: date, source, headline, and what each one added."""
+    entries = timeline.entries
+    span = f", {entries[0].published} to {entries[-1].published}" if entries else ""
+    noun = "report" if len(entries) == 1 else "reports"
+    console.print(
+        f"[bold]{escape(timeline.title)}[/bold] — story {timeline.story_id}, "
+        f"{len(entries)} {noun}{span}"
+    )
+    for e in entries:
+        console.print(f"  {e.published or '(undated)'}  {escape(e.source)}  {escape(e.title)}")
+        if e.new:
+            console.print(f"      “{escape(e.new)}”")
+        if e.url:
+            console.print(f"      {escape(e.url)}")

@@ -1,9 +1,9 @@
 """`newsdesk chat`: the local REPL. Streams answers, lists numbered sources under them.
 
-Commands: /sources (the last answer's sources with their quotes), /reset (forget the
-conversation), /help, /quit. Ctrl-C cancels the answer being written, not the session;
-Ctrl-D or /quit leaves. This loop is the REPL's error boundary: a failure prints one line
-and the next question works.
+Commands: /sources (the last answer's sources with their quotes), /story N (how the story of
+source [N] unfolded), /reset (forget the conversation), /help, /quit. Ctrl-C cancels the
+answer being written, not the session; Ctrl-D or /quit leaves. This loop is the REPL's
+error boundary: a failure prints one line and the next question works.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 
-from bot.render import print_answer, source_line
+from bot.render import print_answer, print_timeline, source_line
 from index.answer import QuestionError
 from index.engine import NewsChatEngine, build_chat_engine
 from index.models import Answer
@@ -29,6 +29,7 @@ CONVERSATION = "repl"
 HELP = """Ask a question about the indexed articles; follow-ups work ("and what did he say?",
 "tell me more about [2]"). Dates narrow the search: "in June 2022", "last week".
   /sources  the last answer's sources, with the sentence each one supports
+  /story N  how the story of source [N] unfolded: its reports oldest first
   /reset    forget this conversation
   /help     this text
   /quit     leave (or Ctrl-D)"""
@@ -114,6 +115,8 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
                 console.print("Conversation forgotten.")
             elif command == "/sources":
                 _print_sources(console, last)
+            elif command == "/story":
+                _print_story(console, engine, text.split()[1:], last)
             else:
                 console.print(f"Unknown command {escape(command)}; /help lists them.")
             continue
@@ -140,6 +143,33 @@ def _print_sources(console: Console, last: Answer | None) -> None:
         console.print(source_line(c))
         if c.quote:
             console.print(f"     “{escape(c.quote)}”")
+
+
+def _print_story(
+    console: Console, engine: NewsChatEngine, args: list[str], last: Answer | None
+) -> None:
+    from index.timeline import build_timeline, find_story
+
+    cited = (last.citations or last.see_also) if last else []
+    if not args:
+        console.print("Usage: /story N (the story of source [N] of the last answer)")
+        return
+    retriever = engine.answerer.retriever
+    story = find_story(args[0], retriever.stories, cited)
+    if story is None:
+        console.print(f"No story {escape(args[0])}: /sources lists the last answer's sources.")
+        return
+    keywords = retriever.keyword_index()
+    print_timeline(
+        console,
+        build_timeline(
+            retriever.store,
+            retriever.stories,
+            story,
+            idf=keywords.idf(),
+            boilerplate=keywords.boilerplate,
+        ),
+    )
 
 
 def _index_corpus(settings: Settings, console: Console) -> None:

@@ -12,9 +12,13 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.render import other_reports
 from index.models import Answer, Citation
+
+if TYPE_CHECKING:
+    from index.timeline import Timeline
 
 MAX_MESSAGE = 4096  # Telegram's limit for one message's text
 
@@ -63,6 +67,21 @@ def format_answer(answer: Answer) -> str:
     elif answer.refused and answer.see_also:
         parts.append("<b>See also</b>\n" + "\n".join(source_line(c) for c in answer.see_also))
     return "\n\n".join(p for p in parts if p)
+
+
+def format_timeline(timeline: Timeline) -> str:
+    """A story's reports oldest first: date, linked source and headline, what each added."""
+    entries = timeline.entries
+    noun = "report" if len(entries) == 1 else "reports"
+    lines = [f"<b>{escape(timeline.title)}</b> — {len(entries)} {noun}"]
+    for e in entries:
+        lines.append(
+            f"{escape(e.published or '(undated)')} · {_link(e.source or e.url, e.url)}: "
+            f"{escape(e.title)}"
+        )
+        if e.new:
+            lines.append(f"<i>{escape(e.new)}</i>")
+    return "\n".join(lines)
 
 
 def html_to_plain(text: str) -> str:

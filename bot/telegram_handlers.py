@@ -28,7 +28,7 @@ from bot.telegram_access import (
     question_in,
 )
 from bot.telegram_delivery import Target, Typing, answer_question, has_llm, reply
-from bot.telegram_format import escape, source_line
+from bot.telegram_format import escape, format_timeline, source_line
 from bot.telegram_uploads import Indexer, reindex_report
 from index.corpus import SUPPORTED_SUFFIXES
 from index.models import Citation
@@ -56,6 +56,7 @@ FORGOTTEN = "Done: I forgot this conversation. Ask me anything."
 COMMANDS = [
     BotCommand("help", "What I know and how to ask"),
     BotCommand("sources", "The newest indexed articles"),
+    BotCommand("story", "How the story of source [N] unfolded"),
     BotCommand("reset", "Forget this conversation"),
     BotCommand("status", "Index and answer mode"),
     BotCommand("follow", "Alert me to new articles on a topic"),
@@ -91,6 +92,7 @@ class NewsdeskBot:
             ("help", self.on_help),
             ("reset", self.on_reset),
             ("sources", self.on_sources),
+            ("story", self.on_story),
             ("status", self.on_status),
             ("reindex", self.on_reindex),
         ]:
@@ -148,6 +150,10 @@ class NewsdeskBot:
     async def on_sources(self, update: Update, context: Context) -> None:
         """/sources: the newest indexed articles."""
         await self.respond(update, context, self.sources_text)
+
+    async def on_story(self, update: Update, context: Context) -> None:
+        """/story N: the reports of source [N]'s story, oldest first, with what each added."""
+        await self.respond(update, context, lambda: self.story_text(update, context.args or []))
 
     async def on_status(self, update: Update, context: Context) -> None:
         """/status: index size, dates, answer mode and access."""
@@ -267,7 +273,8 @@ class NewsdeskBot:
             "Ask in plain words; follow-up questions work too. In groups, mention "
             f"{escape(handle)} or reply to one of my messages.",
             "",
-            "/sources – the newest articles\n/reset – forget this conversation\n"
+            "/sources – the newest articles\n/story N – how the story of source [N] unfolded\n"
+            "/reset – forget this conversation\n"
             "/status – index status\n" + FOLLOW_HELP,
         ]
         if self.access.admins:
@@ -299,6 +306,32 @@ class NewsdeskBot:
             for i, (article_id, meta) in enumerate(newest, 1)
         ]
         return f"<b>Newest of {len(manifest)} indexed articles</b>\n" + "\n".join(lines)
+
+    async def story_text(self, update: Update, args: list[str]) -> str:
+        if not args:
+            return "Usage: /story N – the story of source [N] of my last answer."
+
+        def build() -> str:
+            from index.timeline import build_timeline, find_story
+
+            last = self.answerer.history.last(conversation_id(update.effective_message))
+            cited = (last.citations if last else []) or []
+            retriever = self.answerer.retriever
+            story = find_story(args[0], retriever.stories, cited)
+            if story is None:
+                return escape(f"No story {args[0]}: ask a question, then /story N for source [N].")
+            keywords = retriever.keyword_index()
+            return format_timeline(
+                build_timeline(
+                    retriever.store,
+                    retriever.stories,
+                    story,
+                    idf=keywords.idf(),
+                    boilerplate=keywords.boilerplate,
+                )
+            )
+
+        return await asyncio.to_thread(build)
 
     async def status_text(self, update: Update) -> str:
         stats = await asyncio.to_thread(lambda: self.store().stats())

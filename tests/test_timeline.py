@@ -1,0 +1,110 @@
+"""Timelines: `newsdesk story`, /story in the REPL and Telegram."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from test_story_answer import quake_settings  # noqa: F401  (fixture)
+from test_story_index import QUAKE_A, QUAKE_B
+
+from bot.render import print_timeline
+from bot.telegram_format import format_timeline
+from index.bm25 import Bm25Cache
+from index.models import Citation
+from index.store import Store
+from index.story_store import StoryMap
+from index.timeline import build_timeline, find_story
+
+
+def _timeline(settings, ref: str, **kwargs):
+    store = Store(settings)
+    stories = StoryMap(store)
+    keywords = Bm25Cache(settings, store).get()
+    story = find_story(ref, stories)
+    assert story is not None
+    return build_timeline(
+        store, stories, story, idf=keywords.idf(), boilerplate=keywords.boilerplate, **kwargs
+    )
+
+
+def test_reports_oldest_first_each_with_the_sentence_that_added_something(
+    quake_settings,  # noqa: F811
+) -> None:
+    timeline = _timeline(quake_settings, QUAKE_B["url"])
+    assert [e.url for e in timeline.entries] == [QUAKE_A["url"], QUAKE_B["url"]]
+    assert [e.published for e in timeline.entries] == ["2022-07-04", "2022-07-05"]
+    first, update = timeline.entries
+    assert first.new.startswith("A magnitude 6.8 earthquake struck")
+    assert "rose to 14" in update.new  # what the second report added
+    assert timeline.title == QUAKE_A["title"]
+
+
+def test_as_of_hides_later_reports(quake_settings) -> None:  # noqa: F811
+    from datetime import date
+
+    timeline = _timeline(quake_settings, QUAKE_A["url"], as_of=date(2022, 7, 4))
+    assert [e.url for e in timeline.entries] == [QUAKE_A["url"]]
+
+
+def test_find_story_by_source_number_story_id_article_id_or_url(
+    quake_settings,  # noqa: F811
+) -> None:
+    store = Store(quake_settings)
+    stories = StoryMap(store)
+    by_url = {m["url"]: aid for aid, m in store.manifest().items()}
+    story = stories.story_of(by_url[QUAKE_A["url"]])
+    cited = [Citation(2, "t", "s", "", QUAKE_B["url"], "q", article_id=by_url[QUAKE_B["url"]])]
+    assert find_story("2", stories, cited) == story
+    assert find_story("[2]", stories, cited) == story
+    assert find_story("3", stories, cited) is None
+    assert find_story(story, stories) == story
+    assert find_story(by_url[QUAKE_B["url"]], stories) == story
+    assert find_story(QUAKE_A["url"] + "?utm_source=x", stories) == story
+    assert find_story("nothing-like-this", stories) is None
+
+
+def test_timeline_text_in_the_terminal_and_telegram(quake_settings) -> None:  # noqa: F811
+    timeline = _timeline(quake_settings, QUAKE_A["url"])
+    console = Console(record=True, width=300)
+    print_timeline(console, timeline)
+    text = console.export_text()
+    assert (
+        f"{QUAKE_A['title']} — story {timeline.story_id}, 2 reports, 2022-07-04 to 2022-07-05"
+        in text
+    )
+    assert f"2022-07-05  news-b.example  {QUAKE_B['title']}" in text
+    html = format_timeline(timeline)
+    assert f'2022-07-05 · <a href="{QUAKE_B["url"]}">news-b.example</a>: ' in html
+    assert "<i>" in html and "rose to 14" in html
+
+
+def test_story_command(quake_settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:  # noqa: F811
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from index.settings import get_settings
+
+    for var in list(os.environ):
+        if var.startswith(("NEWSDESK_", "OPENAI_", "TELEGRAM_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("NEWSDESK_DATA_DIR", str(quake_settings.data_dir))
+    monkeypatch.chdir(tmp_path)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        shown = runner.invoke(app, ["story", QUAKE_B["url"]], env={"COLUMNS": "300"})
+        as_json = runner.invoke(app, ["story", QUAKE_A["url"], "--json"])
+        missing = runner.invoke(app, ["story", "https://nowhere.example/x"])
+        numbered = runner.invoke(app, ["story", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert shown.exit_code == 0, shown.output
+    assert "2 reports, 2022-07-04 to 2022-07-05" in shown.stdout
+    data = json.loads(as_json.stdout)
+    assert [e["url"] for e in data["entries"]] == [QUAKE_A["url"], QUAKE_B["url"]]
+    assert missing.exit_code == 1 and "no indexed story matches" in missing.output
+    assert numbered.exit_code == 1 and "newsdesk chat" in numbered.output
