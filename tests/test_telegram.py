@@ -237,8 +237,29 @@ def test_private_question_follow_up_and_commands(
     commands = [c["command"] for c in tg.my_commands()]
     assert sorted(commands) == [
         *["digest", "follow", "following", "help", "reindex", "reset", "sources", "start"],
-        *["status", "unfollow"],
+        *["status", "story", "unfollow"],
     ]
+
+
+def test_story_command_shows_the_timeline_of_a_source(
+    tg: FakeTelegram, seeded: Settings, embedder: Any
+) -> None:
+    settings = bot_settings(seeded, tg)
+    chat = 4343
+
+    async def scenario(app: Application) -> None:
+        tg.send_text(chat, chat, QUESTION)
+        await replies(tg, chat, 1)
+        for command in ["/story 1", "/story 9", "/story"]:
+            tg.send_text(chat, chat, command)
+        story, missing, usage = [m["text"] for m in (await replies(tg, chat, 4))[1:]]
+        header, entry = story.splitlines()[:2]
+        assert header.startswith(SEED_TITLE) and header.endswith("Commission — 1 report")
+        assert entry.startswith("2025-01-24 · newsdesk seed: Pakistan and Azerbaijan")
+        assert "No story 9" in missing
+        assert usage.startswith("Usage: /story N")
+
+    run_bot(tg, settings, Answerer(settings, embedder=embedder), scenario)
 
 
 def test_non_text_and_unusable_questions(tg: FakeTelegram, seeded: Settings, embedder: Any) -> None:
