@@ -353,24 +353,26 @@ def search(
     k: Annotated[int, typer.Option("-k", min=1, max=100, help="How many articles.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show the articles (and best passage) hybrid retrieval finds for QUERY."""
-    from index.retrieve import Query, Retriever
+    """Show the articles (and their best passages) that retrieval finds for QUERY.
+
+    Retrieval is the one `ask` uses: dates in QUERY narrow it ("floods in June 2022").
+
+    Example: newsdesk search "defence MOU" -k 3"""
+    from index.engine import build_query_engine
 
     settings = _settings()
     _check_query(query, settings)
     _require_index(settings)
-    hits = Retriever(settings).retrieve(Query(text=query), k=k)
+    nodes = build_query_engine(settings, similarity_top_k=k).retriever.retrieve(query)
+    fields = ("url", "title", "source", "published")
     rows = [
         {
-            "url": h.url,
-            "title": h.title,
-            "source": h.source,
-            "published": h.published,
-            "score": round(h.score, 5),
-            "text": h.passages[0].text if h.passages else "",
-            "article_id": h.article_id,
+            **{name: node.node.metadata[name] for name in fields},
+            "score": round(node.score or 0.0, 5),
+            "text": node.node.get_content(),
+            "article_id": node.node.metadata["article_id"],
         }
-        for h in hits
+        for node in nodes
     ]
     if as_json:
         print(json.dumps(rows, ensure_ascii=False))
