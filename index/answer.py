@@ -2,7 +2,8 @@
 
 Steps: validate -> resolve follow-ups -> time scope -> hybrid retrieval -> answer (LLM when
 configured, else extractive) -> check citations -> refuse when the evidence is weak.
-The REPL and Telegram both call ``Answerer``; neither formats anything here.
+Front ends reach it through ``index.engine``'s LlamaIndex engines, which wrap its answers in
+LlamaIndex responses; nothing is formatted here.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from llama_index.core.chat_engine.types import (
     BaseChatEngine,
     StreamingAgentChatResponse,
 )
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore
 from test_llm import GOOD, QUESTION, llm_settings
@@ -74,6 +75,15 @@ def test_built_engines_are_llamaindex_engines(seeded: Settings) -> None:
     assert isinstance(chat, BaseChatEngine) and chat.conversation_id == "c1"
     with pytest.raises(TypeError, match="no_such_option"):
         build_query_engine(seeded, no_such_option=1)
+    # The LLM's prompts are LlamaIndex templates, loaded from prompts/*.txt.
+    prompts = engine.get_prompts()
+    assert isinstance(prompts["answer"], PromptTemplate)
+    assert prompts["answer"].template_vars == ["refusal"]
+    assert set(prompts["condense"].template_vars) == {
+        "previous_question",
+        "previous_answer",
+        "question",
+    }
 
 
 # --- querying ------------------------------------------------------------------------------------
