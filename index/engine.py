@@ -111,9 +111,10 @@ def article_node(hit: ArticleHit) -> NodeWithScore:
             "url": hit.url,
             "source": hit.source,
             "published": hit.published,
+            "story_id": hit.story_id,
         },
-        excluded_embed_metadata_keys=["article_id"],
-        excluded_llm_metadata_keys=["article_id"],
+        excluded_embed_metadata_keys=["article_id", "story_id"],
+        excluded_llm_metadata_keys=["article_id", "story_id"],
     )
     return NodeWithScore(node=node, score=hit.score)
 
@@ -130,9 +131,10 @@ def cited_node(citation: Citation) -> NodeWithScore:
             "source": citation.source,
             "published": citation.published,
             "article_id": citation.article_id,
+            "story_id": citation.story_id,
         },
-        excluded_embed_metadata_keys=["n", "article_id"],
-        excluded_llm_metadata_keys=["article_id"],
+        excluded_embed_metadata_keys=["n", "article_id", "story_id"],
+        excluded_llm_metadata_keys=["article_id", "story_id"],
     )
     return NodeWithScore(node=node, score=None)
 

@@ -63,6 +63,7 @@ def check_sources(nodes: list[NodeWithScore], answer: Answer) -> None:
             "published": citation.published,
         }
         assert node.node.get_content() == citation.quote
+        assert (meta["article_id"], meta["story_id"]) == (citation.article_id, citation.story_id)
 
 
 # --- building ------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_retriever_inside_llamaindexs_own_query_engine(
     prompt = " ".join(str(m["content"]) for m in request["json"]["messages"])
     assert "Temperatures in Seville reached 44 degrees Celsius" in prompt
     assert "title: Heatwave breaks records in Spain" in prompt  # metadata the LLM sees
-    assert "article_id" not in prompt
+    assert "article_id" not in prompt and "story_id" not in prompt
 
 
 # --- streaming -----------------------------------------------------------------------------------
