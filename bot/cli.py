@@ -661,6 +661,9 @@ def main() -> None:
     )
     for noisy in ("httpx", "chromadb", "httpcore", "bm25s", "telegram.ext.Updater"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The rate limiter logs a traceback when it stops retrying a flood limit; the bot's
+    # delivery waits that out itself and logs one line if it gives up.
+    logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
     from index.redact import install_redaction, secrets_of
 
     install_redaction(secrets_of(settings))  # logs and uncaught errors never show a secret

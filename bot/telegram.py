@@ -42,6 +42,7 @@ from bot.telegram_handlers import (
     UNKNOWN_COMMAND,
     NewsdeskBot,
 )
+from bot.telegram_runtime import PollWatch, Stopper
 from bot.telegram_uploads import safe_filename
 from index.errors import NewsdeskError
 from index.redact import Redactor, install_redaction, redact_url
@@ -193,17 +194,21 @@ def build_application(settings: Settings, engine: NewsChatEngine | None = None) 
         engine = build_chat_engine(settings)
     bot = NewsdeskBot(settings, engine)
     api = settings.telegram_api_url.rstrip("/")
+    watch = PollWatch()
     app = (
         Application.builder()
         .token(token)
         .base_url(f"{api}/bot")
         .base_file_url(f"{api}/file/bot")
+        .get_updates_request(watch)
         .rate_limiter(AIORateLimiter(max_retries=RATE_LIMIT_RETRIES))
         .concurrent_updates(True)  # many chats at once; NewsdeskBot.turn keeps each in order
         .post_init(bot.post_init)
         .build()
     )
+    watch.app = app
     app.bot_data["newsdesk"] = bot
+    app.bot_data["poll_watch"] = watch
     follow = FollowBot(settings, bot)
     app.bot_data["newsdesk_follow"] = follow
     follow.register(app)  # before bot.register: its catch-all for unknown commands comes last
@@ -224,15 +229,27 @@ def run(
     install_log_redaction(token, options["secret_token"] if options else None)
     check_bot_api(settings, token)  # before the index loads: a bad token fails in seconds
     app = build_application(settings)
+    watch: PollWatch = app.bot_data["poll_watch"]
+    bot: NewsdeskBot = app.bot_data["newsdesk"]
+    stopper = Stopper(app, on_stop=bot.indexer.cancel)
+    post_init = app.post_init
+
+    async def start(app: Application) -> None:
+        stopper.install()  # our handlers, not PTB's: a stop must end within STOP_GRACE
+        if post_init is not None:
+            await post_init(app)
+
+    app.post_init = start
     try:
         if options is not None:
             log.info("webhook mode: listening on %s:%s", options["listen"], options["port"])
-            app.run_webhook(**options)
+            app.run_webhook(**options, stop_signals=None)
         else:
             log.info("polling mode")
             app.run_polling(
                 drop_pending_updates=settings.telegram_drop_pending_updates,
                 allowed_updates=Update.ALL_TYPES,
+                stop_signals=None,
             )
     except InvalidToken:
         raise TelegramConfigError(
@@ -244,6 +261,8 @@ def run(
             f"cannot reach the Telegram Bot API at {redact_url(settings.telegram_api_url)}: "
             f"{_reason(exc, token)}"
         ) from None
+    if watch.fatal is not None:
+        raise TelegramUnavailable(watch.fatal)
 
 
 __all__ = [

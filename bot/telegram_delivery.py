@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from telegram import LinkPreviewOptions, Message, ReplyParameters
 from telegram.constants import ChatAction, ChatType, ParseMode
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram.error import (
+    BadRequest,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+)
 
 from bot.telegram_format import MAX_MESSAGE, escape, format_answer, html_to_plain, split_message
 from index.answer import QuestionError
@@ -30,7 +37,11 @@ if TYPE_CHECKING:
 # One logger for the whole front end, as before it was split into modules.
 log = logging.getLogger("bot.telegram")
 
-FINAL_ATTEMPTS = 5  # the final answer waits out RetryAfter itself this often
+# The final answer waits out flood limits (RetryAfter) itself, beyond the rate limiter's
+# retries, for up to this many seconds in all; then it is given up on, with a log line.
+FLOOD_WAIT_TOTAL = 60.0
+SEND_RETRIES = 3  # a 5xx or a timeout on sending is retried this often...
+SEND_BACKOFF = 0.5  # ...after 0.5, 1, 2 s
 # The first "typing…" waits this long: a fast answer needs none, and skipping it halves the
 # Bot API calls per question under Telegram's 30 requests/s flood limit.
 TYPING_DELAY = 0.5
@@ -204,33 +215,63 @@ async def reply(message: Message, text: str) -> None:
 
 async def deliver(bot: Any, target: Target, text: str, *, edit_id: int | None = None) -> None:
     """Send HTML ``text`` in as many messages as needed (the first may replace a preview);
-    a part Telegram cannot parse is resent as plain text."""
+    a part Telegram cannot parse is resent as plain text. A chat that blocked the bot gets
+    nothing (logged once); one that stays flood-limited too long is given up on, logged."""
     parts = split_message(text, MAX_MESSAGE) or ["(no answer)"]
-    for i, part in enumerate(parts):
-        first = i == 0
-        try:
-            await _send(
-                bot, target, part, html=True, edit_id=edit_id if first else None, reply=first
-            )
-        except BadRequest as exc:
-            if "can't parse entities" not in str(exc).lower():
-                raise
-            log.warning("Telegram could not parse our HTML (%s); sending plain text", exc)
-            plain = split_message(html_to_plain(part), MAX_MESSAGE, html_mode=False)
-            for j, piece in enumerate(plain):
-                lead = first and j == 0
+    try:
+        for i, part in enumerate(parts):
+            first = i == 0
+            try:
                 await _send(
-                    bot, target, piece, html=False, edit_id=edit_id if lead else None, reply=lead
+                    bot, target, part, html=True, edit_id=edit_id if first else None, reply=first
                 )
+            except BadRequest as exc:
+                if "can't parse entities" not in str(exc).lower():
+                    raise
+                log.warning("Telegram could not parse our HTML (%s); sending plain text", exc)
+                plain = split_message(html_to_plain(part), MAX_MESSAGE, html_mode=False)
+                for j, piece in enumerate(plain):
+                    lead = first and j == 0
+                    await _send(
+                        bot,
+                        target,
+                        piece,
+                        html=False,
+                        edit_id=edit_id if lead else None,
+                        reply=lead,
+                    )
+    except Forbidden as exc:
+        forbidden(target.chat_id, exc)
+    except GaveUp as exc:
+        log.warning("gave up sending to chat %s: %s", target.chat_id, exc)
+    else:
+        _blocked.discard(target.chat_id)
+
+
+class GaveUp(TelegramError):
+    """Telegram kept refusing a message (flood limits, server errors) past our bounds."""
+
+
+# Chats that blocked the bot (or removed it): logged once, until a send works again.
+_blocked: set[int] = set()
+
+
+def forbidden(chat_id: int, exc: Exception) -> None:
+    """A 403: the user blocked the bot, or it left the group. Nothing more is sent there."""
+    if chat_id not in _blocked:
+        _blocked.add(chat_id)
+        log.warning("chat %s does not accept messages from the bot (%s); not sending", chat_id, exc)
 
 
 async def _send(
     bot: Any, target: Target, text: str, *, html: bool, edit_id: int | None, reply: bool
 ) -> None:
-    """One message (or the edit of the preview), waiting out flood limits: the final text
-    must arrive even when the rate limiter's own retries are used up."""
+    """One message (or the edit of the preview). The final text must arrive: flood limits
+    are waited out beyond the rate limiter's own retries, up to FLOOD_WAIT_TOTAL seconds in
+    all, and a server error or timeout is retried SEND_RETRIES times; then GaveUp."""
     parse_mode = ParseMode.HTML if html else None
-    for attempt in range(FINAL_ATTEMPTS):
+    waited, failures = 0.0, 0
+    while True:
         try:
             if edit_id is not None:
                 await bot.edit_message_text(
@@ -251,9 +292,14 @@ async def _send(
                 )
             return
         except RetryAfter as exc:
-            if attempt == FINAL_ATTEMPTS - 1:
-                raise
-            await asyncio.sleep(retry_seconds(exc) + 0.1)
+            wait = retry_seconds(exc) + 0.1
+            if waited + wait > FLOOD_WAIT_TOTAL:
+                raise GaveUp(
+                    f"still flood-limited after waiting {waited:.0f} s (Telegram asks for "
+                    f"{wait:.0f} s more; the limit is {FLOOD_WAIT_TOTAL:.0f} s)"
+                ) from exc
+            waited += wait
+            await asyncio.sleep(wait)
         except BadRequest as exc:
             reason = str(exc).lower()
             if edit_id is not None and "not modified" in reason:
@@ -262,6 +308,14 @@ async def _send(
                 edit_id = None  # the preview is gone: send a new message instead
                 continue
             raise
+        except (Forbidden, InvalidToken):
+            raise
+        except NetworkError as exc:  # 5xx, 502 from a proxy, a timeout, a dropped connection
+            failures += 1
+            if failures > SEND_RETRIES:
+                raise GaveUp(f"{exc} ({failures} attempts)") from exc
+            log.info("send failed (%s); retrying", exc)
+            await asyncio.sleep(SEND_BACKOFF * 2 ** (failures - 1))
 
 
 def _reply_to(target: Target) -> ReplyParameters | None:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, Message, Update
-from telegram.error import NetworkError, TelegramError
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, MessageHandler, filters
 
 from bot.telegram_access import (
@@ -27,7 +27,7 @@ from bot.telegram_access import (
     is_private,
     question_in,
 )
-from bot.telegram_delivery import Target, Typing, answer_question, has_llm, reply
+from bot.telegram_delivery import Target, Typing, answer_question, forbidden, has_llm, reply
 from bot.telegram_format import escape, format_timeline, source_line
 from bot.telegram_uploads import Indexer, reindex_report
 from index.corpus import SUPPORTED_SUFFIXES
@@ -191,9 +191,15 @@ class NewsdeskBot:
 
     async def on_error(self, update: object, context: Context) -> None:
         """Log the failure with its traceback; tell the user, without internals."""
-        if update is None and isinstance(context.error, NetworkError):
-            # Polling hiccups (timeouts, 502s): PTB retries by itself; no traceback spam.
-            log.warning("Telegram unreachable for a moment: %s", context.error)
+        watch = context.application.bot_data.get("poll_watch")
+        if update is None and isinstance(context.error, TelegramError) and watch is not None:
+            # Polling trouble (run_polling reports it here): PTB retries by itself; the
+            # watch logs one line per episode and gives up on a revoked token.
+            watch.on_error(context.error)
+            return
+        if isinstance(context.error, Forbidden):  # blocked by the user, or out of the group
+            chat = update.effective_chat if isinstance(update, Update) else None
+            forbidden(chat.id if chat else 0, context.error)
             return
         log.error("error while handling an update", exc_info=context.error)
         if not isinstance(update, Update) or update.effective_chat is None:
@@ -204,6 +210,8 @@ class NewsdeskBot:
             await context.bot.send_message(
                 update.effective_chat.id, SOMETHING_WRONG, message_thread_id=thread
             )
+        except Forbidden as exc:
+            forbidden(update.effective_chat.id, exc)
         except TelegramError as exc:
             log.warning("could not report the error to the chat: %s", exc)
 

@@ -11,6 +11,7 @@ import asyncio
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -57,6 +58,11 @@ class Indexer:
         self.settings = settings
         self.answerer = answerer
         self._lock: asyncio.Lock | None = None
+        self.cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop a running index job at its next batch (the process is stopping)."""
+        self.cancelled.set()
 
     def _indexing(self) -> asyncio.Lock:
         # Created lazily: it must belong to the running event loop.
