@@ -503,7 +503,18 @@ def ask(
         data = answer.to_dict()
         print(
             json.dumps(
-                {k: data[k] for k in ("text", "refused", "citations", "see_also", "mode", "note")},
+                {
+                    k: data[k]
+                    for k in (
+                        "text",
+                        "refused",
+                        "citations",
+                        "see_also",
+                        "conflicts",
+                        "mode",
+                        "note",
+                    )
+                },
                 ensure_ascii=False,
             )
         )

@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import date
 
+from index.conflicts import find_conflicts, state_conflicts
 from index.embed import Embedder
 from index.extract import Evidence, pick, score_sentences
 from index.history import History, Turn, open_history
@@ -190,7 +191,23 @@ class Answerer:
         return self._with_stories(self._answer_text(resolved), resolved)
 
     def _with_stories(self, answer: Answer, resolved: Resolved) -> Answer:
-        return with_reports(answer, self.retriever.stories, resolved.as_of)
+        """Who else reported each cited story, and where its reports disagree."""
+        stories = self.retriever.stories
+        with_reports(answer, stories, resolved.as_of)
+        if answer.refused:
+            return answer
+        keywords = self.retriever.keyword_index()
+        store = self.retriever.store
+        conflicts = find_conflicts(
+            resolved.focus or resolved.standalone,
+            resolved.hits,
+            keywords.idf(),
+            lambda hit: f"{hit.title}\n{store.article_text(hit.article_id)}",
+            boilerplate=keywords.boilerplate,
+        )
+        if conflicts:
+            with_reports(state_conflicts(answer, conflicts), stories, resolved.as_of)
+        return answer
 
     def _answer_text(self, resolved: Resolved) -> Answer:
         answer = self._offline(resolved)

@@ -175,8 +175,11 @@ def condense(llm: LLM, question: str, previous_turn: Turn, settings: Settings) -
 
 # --- prompts -------------------------------------------------------------------------------------
 def sources_for(resolved: Resolved, settings: Settings) -> list[ArticleHit]:
-    """The articles the LLM sees, in rank order: source n is ``hits[n - 1]``."""
-    return resolved.hits[: settings.top_k]
+    """The articles the LLM sees, in rank order: source n is ``hits[n - 1]``. Each story
+    holds one slot; the top story's next report comes last, so the LLM can see (and say)
+    where two reports of the main event disagree."""
+    hits = resolved.hits[: settings.top_k]
+    return hits + hits[0].reports[:1] if hits else hits
 
 
 def answer_messages(resolved: Resolved, settings: Settings) -> list[ChatMessage]:
@@ -204,6 +207,7 @@ def source_block(n: int, hit: ArticleHit) -> str:
             ("title", hit.title),
             ("source", hit.source),
             ("published", hit.published),
+            ("story", hit.story_id),
         )
     )
     return f"<source {attrs}>\n{text}\n</source>"

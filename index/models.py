@@ -144,6 +144,9 @@ class Answer:
     mode: str = "offline"  # "offline" or "llm"
     note: str = ""  # e.g. "LLM unavailable, offline answer shown"
     question: str = ""  # the standalone question actually answered (after follow-up resolution)
+    # Where reports of one cited story disagree on what was asked: story_id, kind, and each
+    # side's value, url and source (the text says so and cites both).
+    conflicts: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
