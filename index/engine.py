@@ -260,6 +260,7 @@ def _sync_items(items: AsyncIterator[str | Answer]) -> Iterator[str | Answer]:
                 return
     finally:
         loop.run_until_complete(items.aclose())  # type: ignore[attr-defined]
+        loop.run_until_complete(loop.shutdown_default_executor())  # to_thread's workers
         loop.close()
 
 
@@ -316,14 +317,12 @@ class CheckedAsyncStreamingResponse(AsyncStreamingResponse):
             else:
                 yield item
 
-    async def async_response_gen(self) -> AsyncIterator[str]:
-        async for delta in self.response_gen:
-            yield delta
-
-    async def get_response(self) -> Response:
-        async for _ in self.response_gen:
-            pass
-        return Response(self.response_txt, self.source_nodes, self.metadata)
+    async def _yield_response(self) -> AsyncIterator[str]:
+        # What every reader of the response (async_response_gen, get_response, str) reads:
+        # the deltas once; ``_deltas`` sets the checked text and sources when they end.
+        async with self._lock:
+            async for delta in self.response_gen:
+                yield delta
 
 
 class CheckedStreamingChatResponse(StreamingAgentChatResponse):

@@ -22,6 +22,7 @@ from llama_index.core.chat_engine.types import (
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import NodeWithScore
+from llama_index.core.tools import QueryEngineTool
 from test_llm import GOOD, QUESTION, llm_settings
 
 from index.answer import Answerer
@@ -38,6 +39,7 @@ from index.settings import Settings
 
 SEED_TITLE = "Pakistan and Azerbaijan"  # how the seed article's headline starts
 UNANSWERABLE = "Who won the 2030 football world cup final?"
+MOON = " The ministers also agreed to build a bridge to the moon [1]."  # no source says so
 
 
 @pytest.fixture
@@ -158,13 +160,20 @@ def test_retriever_inside_llamaindexs_own_query_engine(
     assert "article_id" not in prompt and "story_id" not in prompt
 
 
+def test_engine_as_an_agent_tool(engine: NewsQueryEngine) -> None:
+    tool = QueryEngineTool.from_defaults(engine, name="news", description="Cited news answers.")
+    output = tool.call(QUESTION)
+    answer = output.raw_output.metadata["answer"]
+    assert output.content == answer.text and "[1]" in output.content
+    assert output.raw_output.source_nodes[0].node.metadata["n"] == 1
+
+
 # --- streaming -----------------------------------------------------------------------------------
 def test_streaming_query_ends_with_the_checked_answer(
     llm_answerer: Answerer, fake_openai: FakeOpenAI
 ) -> None:
     # The LLM adds an unsupported claim: it streams, and the checked answer drops it.
-    unsupported = " The ministers also agreed to build a bridge to the moon [1]."
-    fake_openai.script(Reply(GOOD + unsupported))
+    fake_openai.script(Reply(GOOD + MOON))
     response = NewsQueryEngine(llm_answerer, streaming=True).query(QUESTION)
 
     assert isinstance(response, StreamingResponse)
@@ -177,16 +186,18 @@ def test_streaming_query_ends_with_the_checked_answer(
 
 
 def test_streaming_aquery(llm_answerer: Answerer, fake_openai: FakeOpenAI) -> None:
-    fake_openai.script(Reply(GOOD))
+    fake_openai.script(Reply(GOOD + MOON))
 
     async def run() -> tuple[str, object]:
         response = await NewsQueryEngine(llm_answerer, streaming=True).aquery(QUESTION)
         deltas = [d async for d in response.async_response_gen()]
+        assert (await response.get_response()).response == response.metadata["answer"].text
         return "".join(deltas), response
 
     streamed, response = asyncio.run(run())
-    assert streamed.strip() == GOOD.strip()
-    assert response.response_txt == response.metadata["answer"].text
+    assert streamed.strip() == (GOOD + MOON).strip()
+    assert response.response_txt == response.metadata["answer"].text == str(response)
+    assert "moon" not in response.response_txt
     check_sources(response.source_nodes, response.metadata["answer"])
 
 
