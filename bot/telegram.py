@@ -42,7 +42,7 @@ from bot.telegram_handlers import (
     UNKNOWN_COMMAND,
     NewsdeskBot,
 )
-from bot.telegram_runtime import PollWatch, Stopper
+from bot.telegram_runtime import PollWatch, Stopper, check_webhook_bodies
 from bot.telegram_uploads import safe_filename
 from index.errors import NewsdeskError
 from index.redact import Redactor, install_redaction, redact_url
@@ -195,6 +195,7 @@ def build_application(settings: Settings, engine: NewsChatEngine | None = None) 
     bot = NewsdeskBot(settings, engine)
     api = settings.telegram_api_url.rstrip("/")
     watch = PollWatch()
+    check_webhook_bodies()
     app = (
         Application.builder()
         .token(token)

@@ -16,6 +16,7 @@ writes survives ``kill -9`` by design, so nothing is lost that a re-run does not
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -139,6 +140,44 @@ class Stopper:
             STOP_GRACE,
         )
         _exit(0)
+
+
+def check_webhook_bodies() -> None:
+    """Answer a malformed webhook body with 400 and one log line.
+
+    PTB's webhook handler decodes the body before its own error handling, so a body that is
+    not JSON (from someone holding the secret, or a broken proxy) gets a 500 and no log line,
+    and a JSON object that is not an update gets a CRITICAL traceback. PTB has no hook for
+    the handler class, so its module gets a subclass that checks the body first.
+    """
+    import tornado.web
+    from telegram.ext._utils import webhookhandler
+
+    base = webhookhandler.TelegramHandler
+    if getattr(base, "checks_bodies", False):
+        return
+
+    class CheckedTelegramHandler(base):  # type: ignore[misc, valid-type]
+        checks_bodies = True
+
+        async def post(self) -> None:
+            self._validate_post()  # content type and secret first: 403 without them
+            body = self.request.body
+            try:
+                data = json.loads(body.decode())
+                if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                    raise ValueError("not an update object")
+            except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+                log.warning(
+                    "webhook: malformed update from %s (%d bytes: %s); answered 400",
+                    self.request.remote_ip,
+                    len(body),
+                    " ".join(str(exc).split())[:200],
+                )
+                raise tornado.web.HTTPError(HTTPStatus.BAD_REQUEST) from None
+            await super().post()
+
+    webhookhandler.TelegramHandler = CheckedTelegramHandler
 
 
 def _exit(code: int) -> None:

@@ -21,6 +21,7 @@ import bm25s
 import numpy as np
 import Stemmer
 
+from index.errors import StoreError
 from index.settings import Settings
 from index.store import Store
 from index.text import one_spelling, sentences
@@ -159,6 +160,11 @@ def tokenize_ids(texts: list[str]) -> bm25s.tokenization.Tokenized:
 def save(index: Bm25Index, settings: Settings) -> None:
     """Write to a temporary folder, then rename: readers never see half an index."""
     root = _dir(settings)
+    for folder in (root.parent, root):
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(
+                f"the keyword index folder {folder} is a file, not a folder: move it away"
+            )
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"v{index.version}-f{FORMAT}"
     tmp = root / f".v{index.version}.{time.time_ns()}"
@@ -185,6 +191,9 @@ def save(index: Bm25Index, settings: Settings) -> None:
 
 
 def load(settings: Settings, version: int) -> Bm25Index | None:
+    """The saved index of ``version``, or None when there is none or it cannot be trusted
+    (unreadable, or parts that disagree: a crash, a disk error or a hand edit). A bad one is
+    removed so the rebuild that follows can save in its place."""
     path = _dir(settings) / f"v{version}-f{FORMAT}"
     try:
         meta = json.loads((path / "ids.json").read_text())
@@ -192,12 +201,38 @@ def load(settings: Settings, version: int) -> Bm25Index | None:
         retriever = (
             bm25s.BM25.load(str(path / "bm25"), mmap=True) if (path / "bm25").exists() else None
         )
-    except (OSError, ValueError) as exc:
-        if path.exists():
-            log.warning("BM25 index at %s unreadable (%s); rebuilding", path, exc)
-        return None
-    boilerplate = frozenset(meta.get("boilerplate", []))
-    return Bm25Index(version, retriever, meta["ids"], meta["articles"], ts, boilerplate)
+        index = Bm25Index(
+            version,
+            retriever,
+            meta["ids"],
+            meta["articles"],
+            ts,
+            frozenset(meta.get("boilerplate", [])),
+        )
+        problem = _inconsistency(index)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        problem = f"unreadable: {type(exc).__name__}: {exc}"
+    if problem is None:
+        return index
+    if path.exists():
+        log.warning("BM25 index at %s %s; rebuilding it", path, problem)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
+def _inconsistency(index: Bm25Index) -> str | None:
+    """Why the parts of a loaded index disagree, or None when they agree."""
+    ids, articles, ts = index.ids, index.article_ids, index.published_ts
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return "has chunk ids that are not a list of strings"
+    if not isinstance(articles, list) or len(articles) != len(ids):
+        return f"has {len(articles)} article ids for {len(ids)} chunks"
+    if ts.ndim != 1 or len(ts) != len(ids) or not np.issubdtype(ts.dtype, np.integer):
+        return f"has {ts.shape} dates of type {ts.dtype} for {len(ids)} chunks"
+    docs = 0 if index.retriever is None else int(index.retriever.scores.get("num_docs", -1))
+    if docs != len(ids):
+        return f"has {docs} keyword documents for {len(ids)} chunks"
+    return None
 
 
 class Bm25Cache:

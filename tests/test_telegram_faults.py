@@ -7,13 +7,16 @@ Deadlines only bound a hung test; nothing asserts on speed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from chroma_run import free_port
 from fakes.openai_server import FakeOpenAI, Hang
 from fakes.telegram_server import FakeTelegram
 from telegram.ext import Application
@@ -31,7 +34,8 @@ from test_telegram import (
 
 import bot.telegram
 import bot.telegram_delivery
-from bot.telegram import SOMETHING_WRONG
+from bot.telegram import SOMETHING_WRONG, build_application, webhook_options
+from index.engine import NewsChatEngine
 from index.settings import Settings
 
 STOP_BOUND = 30.0  # a stopped bot must be gone well before this (bounds a hang only)
@@ -202,3 +206,58 @@ def test_a_stop_signal_ends_the_bot_while_an_answer_hangs(
     assert waited < STOP_BOUND
     assert f"{sig.name}: stopping" in text
     assert "Traceback" not in text
+
+
+# --- webhook: malformed bodies with the right secret ------------------------------------------
+
+
+def test_malformed_webhook_bodies_get_400_and_one_log_line(
+    tg: FakeTelegram, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cret_token-3"
+    settings = bot_settings(tmp_path, tg, telegram_webhook_secret=secret)
+    port = free_port()
+    options = webhook_options(settings, "https://bot.example.com/hook", port=port)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": secret, "Content-Type": "application/json"}
+    bodies = [b"{not json", b"\xff\xfe\x00binary", b"[1, 2, 3]", b'{"message": {}}', b""]
+    good = {
+        "update_id": 7,
+        "message": {
+            "message_id": 7,
+            "date": int(time.time()),
+            "chat": {"id": 51, "type": "private", "first_name": "T"},
+            "from": {"id": 51, "is_bot": False, "first_name": "T"},
+            "text": "still there?",
+        },
+    }
+    tg.add_chat(51)
+    caplog.set_level(logging.DEBUG)
+
+    async def main() -> list[int]:
+        app = build_application(settings, NewsChatEngine(Stub(echo)))
+        await app.initialize()
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_webhook(**options)
+        try:
+            hook = f"http://127.0.0.1:{port}/hook"
+            async with httpx.AsyncClient(timeout=10) as client:
+                codes = [
+                    (await client.post(hook, content=body, headers=headers)).status_code
+                    for body in bodies
+                ]
+                codes.append((await client.post(hook, json=good, headers=headers)).status_code)
+            await replies(tg, 51, 1)
+            return codes
+        finally:
+            await app.updater.stop()
+            await app.stop()
+            await app.shutdown()
+
+    codes = asyncio.run(main())
+    assert codes == [400] * len(bodies) + [200]
+    lines = [r for r in caplog.records if "malformed update" in r.getMessage()]
+    assert len(lines) == len(bodies)
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
+    assert not any(r.levelno >= logging.ERROR for r in caplog.records), caplog.text[-3000:]
+    assert tg.texts(51) == [shown(echo("still there?"))]
