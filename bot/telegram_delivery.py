@@ -48,7 +48,6 @@ TYPING_DELAY = 0.5
 TYPING_EVERY = 4.0  # Telegram shows "typing" for ~5 s; renew a bit before it lapses
 EDIT_EVERY_PRIVATE = 1.0  # seconds between streaming edits in a private chat
 EDIT_EVERY_GROUP = 3.0  # groups have a 20 messages/minute flood limit
-PREVIEW_CHARS = 4000  # a streaming preview longer than this is cut (the final text is split)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)  # a big card for source 1 is just noise
 
 
@@ -152,7 +151,7 @@ async def answer_question(chat: NewsChatEngine, bot: Any, target: Target, questi
 async def _stream(
     chat: NewsChatEngine, bot: Any, target: Target, question: str, typing: Typing
 ) -> tuple[Answer, int | None]:
-    """Consume the engine's deltas, editing a plain-text preview now and then."""
+    """Consume the engine's deltas, editing a progress preview now and then."""
     loop = asyncio.get_running_loop()
     every = EDIT_EVERY_PRIVATE if target.private else EDIT_EVERY_GROUP
     next_edit = loop.time() + every  # a fast answer needs no preview at all
@@ -196,13 +195,13 @@ async def _stream(
 
 
 def _preview(text: str) -> str:
-    """The streaming preview: plain text (cannot fail to parse), marked as unfinished."""
-    text = text.strip()
-    if not text:
+    """The streaming preview: how far the answer has got, never its words. Streamed text has
+    not been through the citation check yet (an article can talk the LLM into a claim, or a
+    forged "[1]"), and the final edit would remove it only after it was read."""
+    n = len(text.split())
+    if not n:
         return ""
-    if len(text) > PREVIEW_CHARS:
-        text = text[:PREVIEW_CHARS].rsplit(" ", 1)[0]
-    return text + " …"
+    return f"Writing the answer ({n} word{'s' * (n != 1)} so far) …"
 
 
 # --- final delivery --------------------------------------------------------------------------

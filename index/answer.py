@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import date
 
+from index.cite import only_listed_markers, strip_markers
 from index.conflicts import find_conflicts, state_conflicts
 from index.embed import Embedder
 from index.extract import Evidence, pick, score_sentences
@@ -138,7 +139,7 @@ class Answerer:
                 yield "\n"
         else:
             yield answer.text
-        answer = self._with_stories(answer, resolved)
+        answer = only_listed_markers(self._with_stories(answer, resolved))
         self._remember(conversation_id, resolved, answer)
         yield answer
 
@@ -188,7 +189,7 @@ class Answerer:
         return Resolved(question, standalone, query, hits, context, already_said, focus, as_of)
 
     def _answer(self, resolved: Resolved) -> Answer:
-        return self._with_stories(self._answer_text(resolved), resolved)
+        return only_listed_markers(self._with_stories(self._answer_text(resolved), resolved))
 
     def _with_stories(self, answer: Answer, resolved: Resolved) -> Answer:
         """Who else reported each cited story, and where its reports disagree."""
@@ -301,12 +302,13 @@ def compose(chosen: list[Evidence], standalone: str) -> Answer:
     parts: list[str] = []
     for ev in chosen:
         aid = ev.hit.article_id
+        sentence = strip_markers(ev.sentence)  # the article's own "[9]" is not a citation
         if aid not in numbers:
             numbers[aid] = len(numbers) + 1
-            citations.append(citation_for(numbers[aid], ev.hit, ev.sentence))
-        parts.append(f"{ev.sentence} [{numbers[aid]}]")
+            citations.append(citation_for(numbers[aid], ev.hit, sentence))
+        parts.append(f"{sentence} [{numbers[aid]}]")
     text = " ".join(parts)
-    lead = chosen[0].hit.title.strip() if chosen else ""
+    lead = strip_markers(chosen[0].hit.title.strip()) if chosen else ""
     # Quoted sentences often lean on their headline ("the show", "the team"): lead with it
     # when it names something the sentences don't.
     if lead and set(terms(lead)) - set(terms(text)):

@@ -111,7 +111,7 @@ def check_citations(text: str, hits: list[ArticleHit]) -> Answer:
             numbers.setdefault(i, len(numbers) + 1)
         markers = "".join(f"[{numbers[i]}]" for i in cited)
         parts.append(f"{sentence} {markers}" if markers else sentence)
-    citations = [citation_for(n, hits[i], quotes[i]) for i, n in numbers.items()]
+    citations = [citation_for(n, hits[i], strip_markers(quotes[i])) for i, n in numbers.items()]
     return Answer(text=" ".join(parts), citations=citations, mode="llm")
 
 
@@ -169,10 +169,31 @@ def _marker_numbers(text: str) -> list[int]:
     return [int(n) - 1 for m in _MARKER.finditer(text) for n in m.group(1).split(",")]
 
 
-def _strip_markers(text: str) -> str:
+def strip_markers(text: str) -> str:
+    """``text`` without [n] markers: article text quoted in an answer must not bring its own
+    ("...salinity. [9] [10]"), which would read as citations the answer does not list."""
     text = _MARKER.sub("", text)
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)  # "claim [1]." left "claim ."
     return " ".join(text.split())
+
+
+_strip_markers = strip_markers
+
+
+def only_listed_markers(answer: Answer) -> Answer:
+    """Drop every [n] in the answer's text that names no citation it lists (the last line of
+    defence for offline, LLM and fallback answers alike)."""
+    listed = {c.n for c in answer.citations}
+
+    def keep(match: re.Match[str]) -> str:
+        numbers = [n.strip() for n in match.group(1).split(",")]
+        kept = [n for n in numbers if int(n) in listed]
+        return f"[{', '.join(kept)}]" if kept else ""
+
+    text = _MARKER.sub(keep, answer.text)
+    if text != answer.text:
+        answer.text = " ".join(re.sub(r"\s+([.,;:!?])", r"\1", text).split())
+    return answer
 
 
 def _claim(sentence: str) -> tuple[set[str], set[str]]:
