@@ -24,6 +24,7 @@ from index.settings import Settings
 from index.store import Store
 from index.story_answer import with_reports
 from index.text import terms
+from index.timeline import asks_development, build_timeline, timeline_answer
 from index.timeparse import parse_time_scope, strip_time_phrases
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class Answerer:
             self.resolve, question, conversation_id, as_of=as_of, k=k
         )
         answer = await asyncio.to_thread(self._offline, resolved)
-        if self.llm is not None and not answer.refused:
+        if self.llm is not None and not answer.refused and answer.mode != "timeline":
             from index.llm import LLMUnavailable, stream
 
             try:
@@ -212,7 +213,7 @@ class Answerer:
 
     def _answer_text(self, resolved: Resolved) -> Answer:
         answer = self._offline(resolved)
-        if self.llm is None or answer.refused:
+        if self.llm is None or answer.refused or answer.mode == "timeline":
             return answer
         from index.llm import LLMUnavailable, complete
 
@@ -242,7 +243,27 @@ class Answerer:
         confidence = evidence[0].score if evidence else 0.0
         if confidence < self.settings.refusal_threshold:
             return refusal(resolved.hits, question=resolved.standalone)
+        if asks_development(resolved.question):
+            told = self._timeline(resolved, evidence[0].hit)
+            if told is not None:
+                return told
         return compose(pick(evidence), resolved.standalone)
+
+    def _timeline(self, resolved: Resolved, hit: ArticleHit) -> Answer | None:
+        """ "How did X develop?": the best-matching story's reports, oldest first."""
+        keywords = self.retriever.keyword_index()
+        timeline = build_timeline(
+            self.retriever.store,
+            self.retriever.stories,
+            hit.story_id or self.retriever.stories.story_of(hit.article_id),
+            idf=keywords.idf(),
+            boilerplate=keywords.boilerplate,
+            as_of=resolved.as_of,
+        )
+        answer = timeline_answer(timeline, resolved.question, resolved.already_said)
+        if answer is not None:
+            answer.mode = "timeline"  # told from the stored reports, in LLM mode too
+        return answer
 
     def _stale(self, hit: ArticleHit, as_of: date | None) -> bool:
         """Asked as of a day, a question is about that day's news: years-old articles

@@ -141,7 +141,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     refused: bool = False
     see_also: list[Citation] = field(default_factory=list)  # near misses shown with a refusal
-    mode: str = "offline"  # "offline" or "llm"
+    mode: str = "offline"  # "offline", "llm" or "timeline" (told from a story's reports)
     note: str = ""  # e.g. "LLM unavailable, offline answer shown"
     question: str = ""  # the standalone question actually answered (after follow-up resolution)
     # Where reports of one cited story disagree on what was asked: story_id, kind, and each

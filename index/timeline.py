@@ -8,12 +8,13 @@ the first report gives the event and each later one its update ("the toll rose t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 
 from index.bm25 import sentence_key
 from index.identity import canonical_url
-from index.models import Citation
+from index.models import Answer, Citation
 from index.retrieve import day_ts
 from index.store import Store
 from index.story_store import StoryMap
@@ -108,3 +109,43 @@ def find_story(ref: str, stories: StoryMap, cited: list[Citation] | None = None)
         return ref
     story = stories.story_of(ref)
     return story if stories.reports(story) else None
+
+
+_DEVELOPMENT = re.compile(
+    r"\bhow (did|has|have|is|was) .{0,80}\b(develop|unfold|evolve|progress|go on)\w*"
+    r"|\bwhat happened (next|after|since|then|later)\b|\bwhat (has|have) happened since\b"
+    r"|\btimeline\b|\bhow did it (end|go)\b|\bany (updates|developments)\b",
+    re.IGNORECASE,
+)
+_NEXT = re.compile(r"\b(next|after|since|then|later|updates?)\b", re.IGNORECASE)
+TIMELINE_ENTRIES = 5  # reports an answer walks through; `newsdesk story` shows them all
+
+
+def asks_development(question: str) -> bool:
+    """ "How did X develop?", "what happened next?": answered from a story's timeline."""
+    return bool(_DEVELOPMENT.search(question))
+
+
+def timeline_answer(
+    timeline: Timeline, question: str, already_said: frozenset[str] = frozenset()
+) -> Answer | None:
+    """The story told oldest first, each step cited to the report that added it. After an
+    answer ("what happened next?"), only what came after the reports already quoted."""
+    entries = [e for e in timeline.entries if e.new]
+    if _NEXT.search(question) and already_said:
+        said = [i for i, e in enumerate(entries) if e.new in already_said]
+        if said:
+            entries = entries[said[-1] + 1 :]
+    if not entries:
+        return None
+    entries = entries[:TIMELINE_ENTRIES]
+    citations = []
+    parts = []
+    for n, entry in enumerate(entries, 1):
+        citations.append(
+            Citation(n, entry.title, entry.source, entry.published, entry.url, entry.new,
+                     article_id=entry.article_id, story_id=timeline.story_id)
+        )  # fmt: skip
+        when = f"{entry.published}: " if entry.published else ""
+        parts.append(f"{when}{entry.new} [{n}]")
+    return Answer(text=" ".join(parts), citations=citations, question=question)

@@ -108,3 +108,42 @@ def test_story_command(quake_settings, monkeypatch: pytest.MonkeyPatch, tmp_path
     assert [e["url"] for e in data["entries"]] == [QUAKE_A["url"], QUAKE_B["url"]]
     assert missing.exit_code == 1 and "no indexed story matches" in missing.output
     assert numbered.exit_code == 1 and "newsdesk chat" in numbered.output
+
+
+# question -> is it answered from a story's timeline?
+DEVELOPMENT_CASES = [
+    ("How did the Ecuador earthquake develop?", True),
+    ("How has the strike unfolded since Monday?", True),
+    ("What happened next?", True),
+    ("Give me a timeline of the Pelosi attack", True),
+    ("How many people died in the Ecuador earthquake?", False),
+    ("What did the next report say about the toll?", False),
+]
+
+
+@pytest.mark.parametrize(("question", "expected"), DEVELOPMENT_CASES)
+def test_development_questions(question: str, expected: bool) -> None:
+    from index.timeline import asks_development
+
+    assert asks_development(question) is expected
+
+
+def test_how_did_it_develop_and_what_happened_next_answer_from_the_timeline(
+    quake_settings,  # noqa: F811
+    embedder,
+) -> None:
+    from index.answer import Answerer
+
+    answerer = Answerer(quake_settings, embedder=embedder)
+    answer = answerer.ask("How did the Ecuador earthquake develop?", "c1")
+    assert answer.mode == "timeline"
+    assert [c.url for c in answer.citations] == [QUAKE_A["url"], QUAKE_B["url"]]
+    assert answer.text.startswith("2022-07-04: A magnitude 6.8 earthquake struck")
+    assert "2022-07-05: " in answer.text and "rose to 14" in answer.text and "[2]" in answer.text
+
+    first = answerer.ask("How many people did the Ecuador earthquake in Manabi kill?", "c2")
+    assert not first.refused
+    later = answerer.ask("What happened next?", "c2")
+    assert later.mode == "timeline"
+    assert QUAKE_B["url"] in [c.url for c in later.citations]
+    assert all(c.quote not in {f.quote for f in first.citations} for c in later.citations)
