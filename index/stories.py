@@ -3,19 +3,24 @@
 A feed carries most events several times: updates over the following days, other outlets'
 versions, digests that mention it among others. Two reports are linked when, published at
 most ``WINDOW_DAYS`` apart, their leads (the first chunk, whose vector the index already
-stores) say the same thing:
+stores) are about the same thing:
 
-* the leads' embeddings are near each other (cosine >= ``COSINE_STRONG``), or
-* they are fairly near (>= ``COSINE_WEAK``) and share rare names and numbers: the IDF-weighted
-  share of the smaller side's names/numbers that the other side also has >= ``SHARED_KEYS``.
-  "Swiatek", "Gauff" and "6-1" tell one final from another tennis story; two moon
-  articles a month apart share only "moon".
+    cosine(lead vectors) + KEYS_WEIGHT * shared names/numbers >= LINK_SCORE
+
+(and the cosine alone is at least ``MIN_COSINE``). "Shared" is the IDF-weighted share of the
+smaller side's names and numbers that the other side also has: "Swiatek", "Gauff" and "6-1"
+tell one final from another tennis story, while near-identical leads need no names at all.
 
 Digests and roundups ("5 things to know", live updates, newsletters, "It's Wednesday's news")
 are never members and never link two stories: each is a story of its own, flagged
-``digest``. Stories are the connected groups of links, with one guard against chaining: a
-report joins a group only if it is linked to at least half of the group's reports that it
-was compared with (``MIN_LINK_SHARE``), so one ambiguous report cannot glue two events.
+``digest``. Stories are grown from links by average linkage: two groups merge when at least
+``MIN_LINK_SHARE`` of their pairs (published within the window of each other) are linked, so
+one report linked to two events cannot glue them together.
+
+Measured on the 30 hand-labelled dev stories over the full 3,974-article feed (pairs of
+members; see ``index/story_eval.py``): precision 0.95, recall 0.71, no mention and 8% of near
+misses in their story; each half of the labelled stories within 0.04 of that. Looser bars
+(MIN_LINK_SHARE 0.2) trade precision for recall: 0.90 / 0.74, 6% of mentions joined.
 
 Grouping is a pure function of the articles' leads, vectors and dates: the index recomputes
 it after every change (seconds for 4k articles) and writes only the story ids that moved, so
@@ -35,11 +40,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DAY = 86_400
-WINDOW_DAYS = 4  # updates and other outlets' versions come within days; the labels allow ~7
-COSINE_STRONG = 0.80
-COSINE_WEAK = 0.62
-SHARED_KEYS = 0.35
-MIN_LINK_SHARE = 0.5
+WINDOW_DAYS = 5  # updates and other outlets' versions come within days; the labels allow ~7
+MIN_COSINE = 0.6  # below this, leads are about different things whatever names they share
+KEYS_WEIGHT = 0.5
+LINK_SCORE = 0.95
+MIN_LINK_SHARE = 0.3
 
 # Digests name several events; a member has one main subject. Checked on the headline, the
 # URL and the opening and closing of the text (newsletters sign off at the end).
@@ -54,8 +59,9 @@ _DIGEST_TEXT = re.compile(
     r"the latest on the\b|5 things podcast|onpolitics readers|👋|newsletter writer at"
     r"|here's all the news you need|from usa today network and wire reports"
     r"|get '5 things' in your inbox|up to speed on the latest headlines"
-    r"|(part of|appeared in|version of this story) [^.]{0,80}newsletter"
-    r"|edition of cnn's [^.]{0,40}(newsletter|dispatch|news)",
+    # business and media newsletters of several items; "a version of this story appeared in
+    # <newsletter>" heads single-subject pieces, which stay members
+    r"|(part of|first appeared in|appeared in the) [^.]{0,80}newsletter",
     re.IGNORECASE,
 )
 _DIGEST_URL = re.compile(r"/live-news/|/newsletters?/|newsletters\.", re.IGNORECASE)
@@ -172,15 +178,17 @@ def shared_keys(a: set[str], b: set[str], idf: dict[str, float]) -> float:
 
 
 def linked(cosine: float, shared: float) -> bool:
-    return cosine >= COSINE_STRONG or (cosine >= COSINE_WEAK and shared >= SHARED_KEYS)
+    """Two leads within the window report the same event."""
+    return cosine >= MIN_COSINE and cosine + KEYS_WEIGHT * shared >= LINK_SCORE
 
 
 def _links(
     items: list[Report], key_sets: list[set[str]], idf: dict[str, float], digests: set[str]
-) -> dict[int, set[int]]:
-    """Linked pairs among reports published within the window (items are oldest first)."""
+) -> dict[int, dict[int, float]]:
+    """Linked pairs among reports published within the window (items are oldest first),
+    each with its link score."""
     n = len(items)
-    links: dict[int, set[int]] = {i: set() for i in range(n)}
+    links: dict[int, dict[int, float]] = {i: {} for i in range(n)}
     if n == 0:
         return links
     ts = np.asarray([r.published_ts for r in items], dtype=np.int64)
@@ -199,32 +207,61 @@ def _links(
         if end <= i + 1:
             continue
         cosines = matrix[i + 1 : end] @ matrix[i]
-        for offset in np.flatnonzero(cosines >= COSINE_WEAK):
+        for offset in np.flatnonzero(cosines >= MIN_COSINE):
             j = i + 1 + int(offset)
             if not usable[j]:
                 continue
             cos = float(cosines[offset])
-            if cos >= COSINE_STRONG or linked(cos, shared_keys(key_sets[i], key_sets[j], idf)):
-                links[i].add(j)
-                links[j].add(i)
+            shared = shared_keys(key_sets[i], key_sets[j], idf)
+            if linked(cos, shared):
+                links[i][j] = links[j][i] = cos + KEYS_WEIGHT * shared
     return links
 
 
-def _cluster(items: list[Report], links: dict[int, set[int]]) -> list[int]:
-    """Grow groups oldest first. A report joins the group it links to most, provided it links
-    to at least ``MIN_LINK_SHARE`` of that group's reports published within its window; it
-    never merges two groups, so one ambiguous report cannot glue two events together."""
+def _cluster(items: list[Report], links: dict[int, dict[int, float]]) -> list[int]:
+    """Average linkage on the link graph: repeatedly merge the two groups whose reports are
+    most often linked, as a share of their pairs published within the window of each other,
+    while that share is at least ``MIN_LINK_SHARE`` (equal shares: the stronger links
+    first, so near-copies pair up before looser follow-ups). One report linked to two
+    events cannot glue them: most cross pairs of the two groups are unlinked."""
     window = WINDOW_DAYS * DAY
-    parent = list(range(len(items)))
-    members: dict[int, list[int]] = {}
-    for i, report in enumerate(items):
-        votes: Counter[int] = Counter(parent[j] for j in links[i] if j < i)
-        best, best_rank = i, (0, 0.0)
-        for root, count in votes.items():
-            near = sum(report.published_ts - items[m].published_ts <= window for m in members[root])
-            share = count / max(near, 1)
-            if share >= MIN_LINK_SHARE and (count, share) > best_rank:
-                best, best_rank = root, (count, share)
-        parent[i] = best
-        members.setdefault(best, []).append(i)
-    return parent
+    ts = [r.published_ts for r in items]
+    group_of = list(range(len(items)))
+    members: dict[int, list[int]] = {i: [i] for i in range(len(items))}
+
+    def share(a: int, b: int) -> tuple[float, float]:
+        joined = comparable = 0
+        strength = 0.0
+        for i in members[a]:
+            for j in members[b]:
+                if abs(ts[i] - ts[j]) <= window:
+                    comparable += 1
+                    if j in links[i]:
+                        joined += 1
+                        strength += links[i][j]
+        return (joined / comparable if comparable else 0.0), strength / max(joined, 1)
+
+    while True:
+        pairs = {
+            (min(group_of[i], group_of[j]), max(group_of[i], group_of[j]))
+            for i in range(len(items))
+            for j in links[i]
+            if group_of[i] != group_of[j]
+        }
+        # Merge mutual best partners only (what one-merge-at-a-time linkage would do, in
+        # rounds): a group's best partner is its most-linked one, then the strongest.
+        best: dict[int, tuple[tuple[float, float], int]] = {}
+        for a, b in pairs:
+            score = share(a, b)
+            if score[0] < MIN_LINK_SHARE:
+                continue
+            for one, other in ((a, b), (b, a)):
+                if one not in best or (score, -other) > (best[one][0], -best[one][1]):
+                    best[one] = (score, other)
+        merged = [(a, b) for a, (_, b) in best.items() if a < b and best[b][1] == a]
+        if not merged:
+            return group_of
+        for a, b in merged:
+            for m in members.pop(b):
+                group_of[m] = a
+                members[a].append(m)

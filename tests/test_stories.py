@@ -81,9 +81,9 @@ def test_the_same_lead_outside_the_date_window_is_another_event() -> None:
 
 
 def test_moderately_similar_leads_join_only_when_they_share_rare_names_or_numbers() -> None:
-    a, b = _unit(1, 0.8), _unit(1, -0.1)  # cosine ~0.71: between the weak and strong bars
+    a, b = _unit(1, 0.8), _unit(1, -0.1)  # cosine ~0.71: linked only with shared names
     cos = float(a @ b)
-    assert stories.COSINE_WEAK <= cos < stories.COSINE_STRONG
+    assert stories.MIN_COSINE <= cos < stories.LINK_SCORE
     filler = [
         _report(f"filler{i}", _unit(0, 0, 1, i), 10 + i, lead="Congress Senate House")
         for i in range(6)
@@ -122,23 +122,19 @@ def test_a_digest_is_its_own_story_and_never_glues_two_events() -> None:
 
 
 def test_a_report_linked_to_two_stories_joins_one_and_does_not_merge_them() -> None:
-    # "bridge" is near both a and b, which are not near each other.
-    a, b = _unit(1, 0, 0), _unit(0, 1, 0)
-    bridge = _unit(1, 1, 0.2)
-    reports = [
-        _report("a", a, 0),
-        _report("a2", _unit(1, 0.02, 0), 0.5),
-        _report("b", b, 0),
-        _report("bridge", bridge, 1),
-    ]
-    old = stories.COSINE_STRONG
-    try:
-        stories.COSINE_STRONG = 0.65  # make both bridge links strong
-        grouping = group(reports)
-    finally:
-        stories.COSINE_STRONG = old
-    assert grouping.story_of["a"] != grouping.story_of["b"]
-    assert grouping.story_of["bridge"] in (grouping.story_of["a"], grouping.story_of["b"])
+    # Two events of five reports each, leads 0.82 apart (unlinked); "bridge" lies between
+    # them, within 0.95 of every report of both.
+    angle = np.arccos(0.82)
+    a_dir, b_dir = _unit(1, 0), _unit(np.cos(angle), np.sin(angle))
+    bridge_dir = (a_dir + b_dir) / np.linalg.norm(a_dir + b_dir)
+    a = [_report(f"a{i}", a_dir, i * 0.1) for i in range(5)]
+    b = [_report(f"b{i}", b_dir, i * 0.1) for i in range(5)]
+    bridge = _report("bridge", bridge_dir, 1)
+    assert float(bridge_dir @ a_dir) >= stories.LINK_SCORE > float(a_dir @ b_dir)
+    story = group([*a, *b, bridge]).story_of
+    assert len({story[r.article_id] for r in a}) == len({story[r.article_id] for r in b}) == 1
+    assert story["a0"] != story["b0"]
+    assert story["bridge"] in (story["a0"], story["b0"])
 
 
 def test_undated_reports_stay_alone() -> None:
