@@ -207,23 +207,26 @@ def _preview(text: str) -> str:
 # --- final delivery --------------------------------------------------------------------------
 
 
-async def reply(message: Message, text: str) -> None:
-    """A short HTML reply to ``message`` (command output, refusals, upload reports)."""
-    await deliver(message.get_bot(), Target.of(message), text)
+async def reply(message: Message, text: str) -> int | None:
+    """A short HTML reply to ``message`` (command output, refusals, upload reports); the id
+    of the (first) message sent, None when nothing could be."""
+    return await deliver(message.get_bot(), Target.of(message), text)
 
 
-async def deliver(bot: Any, target: Target, text: str, *, edit_id: int | None = None) -> None:
+async def deliver(bot: Any, target: Target, text: str, *, edit_id: int | None = None) -> int | None:
     """Send HTML ``text`` in as many messages as needed (the first may replace a preview);
     a part Telegram cannot parse is resent as plain text. A chat that blocked the bot gets
     nothing (logged once); one that stays flood-limited too long is given up on, logged."""
     parts = split_message(text, MAX_MESSAGE) or ["(no answer)"]
+    sent: int | None = None
     try:
         for i, part in enumerate(parts):
             first = i == 0
             try:
-                await _send(
+                got = await _send(
                     bot, target, part, html=True, edit_id=edit_id if first else None, reply=first
                 )
+                sent = sent if sent is not None else got
             except BadRequest as exc:
                 if "can't parse entities" not in str(exc).lower():
                     raise
@@ -231,7 +234,7 @@ async def deliver(bot: Any, target: Target, text: str, *, edit_id: int | None = 
                 plain = split_message(html_to_plain(part), MAX_MESSAGE, html_mode=False)
                 for j, piece in enumerate(plain):
                     lead = first and j == 0
-                    await _send(
+                    got = await _send(
                         bot,
                         target,
                         piece,
@@ -239,12 +242,14 @@ async def deliver(bot: Any, target: Target, text: str, *, edit_id: int | None = 
                         edit_id=edit_id if lead else None,
                         reply=lead,
                     )
+                    sent = sent if sent is not None else got
     except Forbidden as exc:
         forbidden(target.chat_id, exc)
     except GaveUp as exc:
         log.warning("gave up sending to chat %s: %s", target.chat_id, exc)
     else:
         _blocked.discard(target.chat_id)
+    return sent
 
 
 class GaveUp(TelegramError):
@@ -264,7 +269,7 @@ def forbidden(chat_id: int, exc: Exception) -> None:
 
 async def _send(
     bot: Any, target: Target, text: str, *, html: bool, edit_id: int | None, reply: bool
-) -> None:
+) -> int | None:
     """One message (or the edit of the preview). The final text must arrive: flood limits
     are waited out beyond the rate limiter's own retries, up to FLOOD_WAIT_TOTAL seconds in
     all, and a server error or timeout is retried SEND_RETRIES times; then GaveUp."""
@@ -280,16 +285,16 @@ async def _send(
                     parse_mode=parse_mode,
                     link_preview_options=NO_PREVIEW,
                 )
-            else:
-                await bot.send_message(
-                    target.chat_id,
-                    text,
-                    parse_mode=parse_mode,
-                    message_thread_id=target.thread_id,
-                    reply_parameters=_reply_to(target) if reply else None,
-                    link_preview_options=NO_PREVIEW,
-                )
-            return
+                return edit_id
+            sent = await bot.send_message(
+                target.chat_id,
+                text,
+                parse_mode=parse_mode,
+                message_thread_id=target.thread_id,
+                reply_parameters=_reply_to(target) if reply else None,
+                link_preview_options=NO_PREVIEW,
+            )
+            return sent.message_id
         except RetryAfter as exc:
             wait = retry_seconds(exc) + 0.1
             if waited + wait > FLOOD_WAIT_TOTAL:
@@ -302,7 +307,7 @@ async def _send(
         except BadRequest as exc:
             reason = str(exc).lower()
             if edit_id is not None and "not modified" in reason:
-                return  # the preview already shows exactly this
+                return edit_id  # the preview already shows exactly this
             if edit_id is not None and ("not found" in reason or "can't be edited" in reason):
                 edit_id = None  # the preview is gone: send a new message instead
                 continue

@@ -163,6 +163,9 @@ class NewsdeskBot:
         """/reindex (admins): bring the index in line with the corpus folder."""
 
         async def reindex() -> str:
+            busy = self.indexer.busy()
+            if busy is not None:
+                return escape(busy)
             return reindex_report(await self.indexer.reindex())
 
         await self.respond(update, context, reindex, admins_only=True)
@@ -170,14 +173,15 @@ class NewsdeskBot:
             await self.after_reindex(context.bot)
 
     async def on_document(self, update: Update, context: Context) -> None:
-        """A file: admins add articles to the corpus this way."""
+        """A file: admins add articles to the corpus this way (indexed in the background)."""
         message = update.effective_message
-
-        async def upload() -> str:
-            return await self.indexer.upload(message.document, context.bot)
-
-        if addressed(message, context.bot):
-            await self.respond(update, context, upload, admins_only=True)
+        if not addressed(message, context.bot) or not await self.access.admit(update):
+            return
+        async with self.turn(message):
+            if not self.access.is_admin(update):
+                await reply(message, escape(ADMINS_ONLY))
+                return
+            await self.indexer.upload(message, context.bot)
 
     async def on_other(self, update: Update, context: Context) -> None:
         """Stickers, photos, voice...: ask for text."""

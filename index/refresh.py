@@ -87,6 +87,7 @@ def refresh(
     store: Store | None = None,
     embedder: Embedder | None = None,
     on_error: Callable[[LoadError], None] | None = None,
+    progress: Progress | None = None,
 ) -> Cycle:
     """Re-index ``targets`` (default: the corpus folder and the feeds) as the collection's
     only indexer; another indexer holding the lease makes this a skipped cycle."""
@@ -101,7 +102,12 @@ def refresh(
     try:
         with IndexLease(store):
             cycle.summary = index_targets(
-                targets, settings, store=store, embedder=embedder, on_error=on_error
+                targets,
+                settings,
+                store=store,
+                embedder=embedder,
+                on_error=on_error,
+                progress=progress,
             )
     except LeaseBusy as exc:
         cycle.skipped = str(exc)

@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         5_000_000, description="Largest article file an admin may upload in Telegram."
     )
+    max_upload_records: int = Field(
+        20_000,
+        ge=1,
+        description="Most articles (records of a .json/.jsonl file) one Telegram upload may hold.",
+    )
 
     # --- feeds, watching, follows and digests ----------------------------------------------------
     feeds: StrList = Field(

@@ -130,6 +130,18 @@ async def replies(tg: FakeTelegram, chat: int, n: int) -> list[dict[str, Any]]:
     return tg.messages(chat)
 
 
+async def settled(tg: FakeTelegram, chat: int, n: int) -> list[dict[str, Any]]:
+    """``replies``, once every upload's status message shows its outcome (uploads are
+    indexed in the background, their first reply edited when done)."""
+
+    def done() -> bool:
+        texts = tg.texts(chat)
+        return len(texts) >= n and not any(t.startswith("Indexing ") for t in texts)
+
+    await tg.wait_for_async(done, timeout=WAIT)
+    return tg.messages(chat)
+
+
 def link_urls(message: dict[str, Any]) -> list[str]:
     return [e["url"] for e in message.get("entities", []) if e["type"] == "text_link"]
 
@@ -369,7 +381,7 @@ def test_admin_reindex_and_uploads(
         assert "unchanged 4" in reindexed["text"]
 
         tg.send_document(admin, admin, "../../lisbon tram.md", TRAM_ARTICLE.encode())
-        added = (await replies(tg, admin, 2))[1]["text"]
+        added = (await settled(tg, admin, 2))[1]["text"]
         assert added.startswith("Added lisbon_tram.md (1 article: “Lisbon opens a new tram")
         assert "added 1 · updated 0 · unchanged 4" in added
 
@@ -385,7 +397,7 @@ def test_admin_reindex_and_uploads(
         tg.send_document(admin, admin, "feed.json", b'{"title": "x", "text": ')
         tg.send_document(admin, admin, "report.pdf", b"%PDF-1.4")
         tg.send_document(admin, admin, "empty.md", b"---\ntitle: Nothing\n---\n")
-        texts = [m["text"] for m in (await replies(tg, admin, 9))[3:]]
+        texts = [m["text"] for m in (await settled(tg, admin, 9))[3:]]
         assert texts[0] == "Rejected big.md: 5 kB is over the 3 kB limit."
         assert texts[1] == "Rejected photo.md: binary file, not text."
         assert texts[2].startswith("Rejected latin.txt: not UTF-8 text")
