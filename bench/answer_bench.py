@@ -369,7 +369,8 @@ def _baselines(data_dir: Path, starter_dir: Path, questions: list[dict], k: int)
     from workers import STARTER_COLLECTION
 
     from index.embed import get_embedder
-    from index.retrieve import LlamaEmbedding, Query, Retriever
+    from index.engine import LlamaEmbedding
+    from index.retrieve import Query, Retriever
     from index.settings import Settings
     from index.store import Store
 

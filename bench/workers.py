@@ -98,7 +98,7 @@ def starter(corpus: Path, folder: Path, marker: dict) -> dict:
     from llama_index.vector_stores.chroma import ChromaVectorStore
 
     from index.embed import get_embedder
-    from index.retrieve import LlamaEmbedding
+    from index.engine import LlamaEmbedding
     from index.settings import Settings
 
     settings = Settings()

@@ -477,28 +477,35 @@ def ask(
         typer.Option("--as-of", help="Answer as of this day (YYYY-MM-DD): later articles hidden."),
     ] = None,
 ) -> None:
-    """Answer one QUESTION from the indexed articles, with numbered citations."""
+    """Answer one QUESTION from the indexed articles, with numbered citations.
+
+    Example: newsdesk ask "What did Pakistan and Azerbaijan agree on defence?" --as-of 2025-02-01"""
     from concurrent.futures import ThreadPoolExecutor
 
-    from index.answer import validate_question
     from index.embed import get_embedder
-    from index.store import Store
+    from index.store import Store, empty_index, index_exists
 
     settings = _settings()
-    validate_question(question, settings)
     day = _parse_date(as_of)
-    _require_index(settings)
+    if not index_exists(settings):
+        from index.answer import validate_question
+
+        validate_question(question, settings)  # a bad question is the first thing to hear
+        raise empty_index(settings)
     store = Store(settings)
     # Loading the vector index and the ONNX model release the GIL: start both before the
-    # heavy imports below so a one-off question does not pay for them one after another.
+    # imports below so a one-off question does not pay for them one after another. The
+    # question goes to the same Answerer the engines wrap, without the LlamaIndex wrapper:
+    # importing llama_index.core costs more than all the rest of a cold `ask` together
+    # (bench/answer_bench.py, start-up).
     store.warm_up()
     with ThreadPoolExecutor(1) as pool:
         embedder = pool.submit(get_embedder, settings)
         from bot.render import print_answer
-        from index.engine import build_query_engine
+        from index.answer import Answerer
 
-        engine = build_query_engine(settings, store=store, embedder=embedder.result(), as_of=day)
-    answer = engine.query(question).metadata["answer"]
+        answerer = Answerer(settings, store=store, embedder=embedder.result())
+    answer = answerer.ask(question, as_of=day)
     if as_json:
         data = answer.to_dict()
         print(

@@ -1,9 +1,14 @@
 """`newsdesk chat`: the local REPL. Streams answers, lists numbered sources under them.
 
 Commands: /sources (the last answer's sources with their quotes), /story N (how the story of
-source [N] unfolded), /reset (forget the conversation), /help, /quit. Ctrl-C cancels the
-answer being written, not the session; Ctrl-D or /quit leaves. This loop is the REPL's
-error boundary: a failure prints one line and the next question works.
+source [N] unfolded), /status (what is indexed), /reset (forget the conversation), /help,
+/quit. Ctrl-C cancels the answer being written, not the session; Ctrl-D or /quit leaves.
+This loop is the REPL's error boundary: a failure prints one line and the next question
+works.
+
+The prompt shows at once. The chat engine (Chroma, the embedder, LlamaIndex: seconds on a
+busy machine) loads in a background thread while the first question is typed; nothing heavy
+is imported before the prompt.
 """
 
 from __future__ import annotations
@@ -11,17 +16,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 
 from bot.render import print_answer, print_timeline, source_line
-from index.answer import QuestionError
-from index.engine import NewsChatEngine, build_chat_engine
+from index.errors import QuestionError, StoreError
 from index.models import Answer
 from index.settings import Settings
-from index.store import StoreError
+from index.store import describe_index, index_exists
+
+if TYPE_CHECKING:
+    from index.engine import NewsChatEngine
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +40,7 @@ HELP = """Ask a question about the indexed articles; follow-ups work ("and what 
 "tell me more about [2]"). Dates narrow the search: "in June 2022", "last week".
   /sources  the last answer's sources, with the sentence each one supports
   /story N  how the story of source [N] unfolded: its reports oldest first
+  /status   what is indexed, and how answers are written
   /reset    forget this conversation
   /help     this text
   /quit     leave (or Ctrl-D)"""
@@ -54,6 +65,42 @@ def _save_history(readline: object, path: Path) -> None:
         readline.write_history_file(path)  # type: ignore[attr-defined]
 
 
+class _Loader:
+    """The chat engine and the index's figures, built in a daemon thread (leaving the REPL
+    need not wait for it). A load that failed is reported once and tried again next time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._start()
+
+    def _start(self) -> None:
+        self._future: Future[tuple[NewsChatEngine, dict]] = Future()
+        threading.Thread(target=self._load, name="repl-engine", daemon=True).start()
+
+    def _load(self) -> None:
+        try:
+            from index.engine import build_chat_engine
+
+            engine = build_chat_engine(self.settings, CONVERSATION)
+            store = engine.answerer.retriever.store
+            store.warm_up()  # the vector index loads too, before the first question
+            self._future.set_result((engine, store.stats()))
+        except BaseException as exc:  # handed to the question that waits for the engine
+            self._future.set_exception(exc)
+
+    def get(self) -> tuple[NewsChatEngine, dict]:
+        """The engine and stats, waiting for the load; its error, and a fresh attempt."""
+        try:
+            return self._future.result()
+        except BaseException:
+            self._start()
+            raise
+
+    def reload(self) -> None:
+        """Build the engine again (the index was just filled)."""
+        self._start()
+
+
 async def _answer(engine: NewsChatEngine, question: str, console: Console) -> Answer | None:
     streamed = []
     response = await engine.astream_chat(question)
@@ -71,22 +118,14 @@ async def _answer(engine: NewsChatEngine, question: str, console: Console) -> An
 
 def run(settings: Settings, console: Console | None = None, interactive: bool = True) -> None:
     console = console or Console(highlight=False, soft_wrap=True)
-    engine = build_chat_engine(settings, CONVERSATION)
-    store = engine.answerer.retriever.store
-    stats = store.stats()
-    if stats["articles"] == 0:
+    filled = not index_exists(settings)  # a first start: index the corpus folder, then ask
+    if filled:
         _index_corpus(settings, console)
-        stats = store.stats()
-    store.warm_up()  # loads the vector index while the user types
-    span = (
-        f", {stats['first_published']} to {stats['last_published']}"
-        if stats["first_published"]
-        else ""
-    )
-    mode = "LLM answers" if engine.answerer.llm is not None else "offline answers"
+    loader = _Loader(settings)
+    mode = "LLM answers" if settings.llm_enabled else "offline answers"
     console.print(
-        f"[bold]newsdesk[/bold] · {stats['articles']} articles{span} · {mode}. "
-        "Ask a question; /help for commands."
+        f"[bold]newsdesk[/bold] · {mode} · {escape(describe_index(settings))}. "
+        "Ask a question; /status says what is indexed, /help lists the commands."
     )
     if interactive:
         _setup_readline(settings.data_dir / "repl_history")
@@ -103,25 +142,35 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
         text = line.strip()
         if not text:
             continue
-        if text.startswith("/"):
-            command = text.split()[0].lower()
-            if command in ("/quit", "/exit", "/q"):
-                return
-            if command == "/help":
-                console.print(HELP)
-            elif command == "/reset":
+        command = text.split()[0].lower() if text.startswith("/") else ""
+        if command in ("/quit", "/exit", "/q"):
+            return
+        if command == "/help":
+            console.print(HELP)
+            continue
+        if command == "/sources":
+            _print_sources(console, last)
+            continue
+        if command and command not in ("/reset", "/status", "/story"):
+            console.print(f"Unknown command {escape(command)}; /help lists them.")
+            continue
+        try:
+            engine, stats = loader.get()
+            if not stats["articles"] and not filled and not command:  # once, as at a first start
+                filled = True
+                _index_corpus(settings, console)
+                loader.reload()
+                engine, stats = loader.get()
+            if command == "/reset":
                 engine.reset()
                 last = None
                 console.print("Conversation forgotten.")
-            elif command == "/sources":
-                _print_sources(console, last)
+            elif command == "/status":
+                console.print(_status(stats, engine, settings))
             elif command == "/story":
                 _print_story(console, engine, text.split()[1:], last)
             else:
-                console.print(f"Unknown command {escape(command)}; /help lists them.")
-            continue
-        try:
-            last = asyncio.run(_answer(engine, text, console)) or last
+                last = asyncio.run(_answer(engine, text, console)) or last
         except KeyboardInterrupt:
             console.print("\n(answer cancelled)")
         except QuestionError as exc:
@@ -133,6 +182,16 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
             console.print(
                 f"[red]Something went wrong: {escape(type(exc).__name__)}: {escape(str(exc))}[/red]"
             )
+
+
+def _status(stats: dict, engine: NewsChatEngine, settings: Settings) -> str:
+    span = (
+        f", published {stats['first_published']} to {stats['last_published']}"
+        if stats["first_published"]
+        else ""
+    )
+    mode = "LLM answers" if engine.answerer.llm is not None else "offline answers"
+    return escape(f"{stats['articles']:,} articles{span} · {mode} · {describe_index(settings)}")
 
 
 def _print_sources(console: Console, last: Answer | None) -> None:
@@ -177,12 +236,14 @@ def _index_corpus(settings: Settings, console: Console) -> None:
 
     if not settings.corpus_dir.is_dir():
         console.print(
-            f"No articles are indexed in {settings.data_dir} and there is no folder "
-            f"{settings.corpus_dir} to index: add articles with `newsdesk index PATH` "
-            "(or set NEWSDESK_CORPUS_DIR or NEWSDESK_DATA_DIR)."
+            escape(
+                f"No articles are indexed in {describe_index(settings)} and there is no "
+                f"folder {settings.corpus_dir} to index: add articles with `newsdesk index "
+                "PATH` (or set NEWSDESK_CORPUS_DIR)."
+            )
         )
         return
-    console.print(f"The index is empty: indexing {settings.corpus_dir} first…")
+    console.print(escape(f"The index is empty: indexing {settings.corpus_dir} first…"))
     summary = index_paths([settings.corpus_dir], settings)
     console.print(
         f"Indexed {summary.added} articles ({summary.chunks} chunks) in {summary.seconds:.1f}s"

@@ -16,6 +16,7 @@ from datetime import date
 from index.cite import only_listed_markers, strip_markers
 from index.conflicts import find_conflicts, state_conflicts
 from index.embed import Embedder
+from index.errors import QuestionError
 from index.extract import Evidence, pick, score_sentences
 from index.history import History, Turn, open_history
 from index.models import Answer, ArticleHit, Citation, Query, Resolved, citation_for, refusal
@@ -47,10 +48,6 @@ _YEAR = re.compile(
     r"(?<![\d,.$])\b(?:(?<=the )(19[5-9]\d|20\d\d)\b|(19[5-9]\d|20\d\d)\b(?!\s+[a-z]+s\b))",
     re.IGNORECASE,
 )
-
-
-class QuestionError(ValueError):
-    """The question cannot be asked as it is; the message says why, for the user."""
 
 
 def validate_question(question: str, settings: Settings) -> str:

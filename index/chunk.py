@@ -12,17 +12,13 @@ from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import MetadataMode, NodeRelationship, RelatedNodeInfo, TextNode
 
 from index.embed import Embedder
+from index.identity import chunk_id
 from index.models import Article
 
 EMBED_KEYS = ("title", "source", "published")  # what the embedded text carries besides the body
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]
 _MARGIN = 6  # the splitter sums piece sizes; joining pieces can add a token or two
 _FIELD_TOKENS = 64  # a longer title/source is bad input: cut in the chunks so the header fits
-
-
-def chunk_id(article_id: str, content_hash: str, position: int) -> str:
-    """Deterministic, so re-running an interrupted index upserts instead of duplicating."""
-    return f"{article_id}:{content_hash}:{position}"
 
 
 class Chunker:

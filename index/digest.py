@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 
 from index.alerts import near_duplicate
-from index.chunk import chunk_id
+from index.identity import chunk_id
 from index.text import sentences
 
 DAY = 86_400

@@ -38,6 +38,7 @@ from typing import Any
 
 from llama_index.core.base.base_query_engine import BaseQueryEngine
 from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.base.llms.types import ChatMessage, ChatResponse, MessageRole
 from llama_index.core.base.response.schema import (
     AsyncStreamingResponse,
@@ -50,8 +51,10 @@ from llama_index.core.chat_engine.types import (
     StreamingAgentChatResponse,
 )
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
+from pydantic import PrivateAttr
 
 from index.answer import Answerer
+from index.embed import Embedder
 from index.models import Answer, ArticleHit, Citation, Resolved
 from index.prompts import load_prompt
 from index.settings import Settings, get_settings
@@ -179,6 +182,30 @@ class ArticleRetriever(BaseRetriever):
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         return await asyncio.to_thread(self._retrieve, query_bundle)
+
+
+# --- the embedder ---------------------------------------------------------------------------------
+class LlamaEmbedding(BaseEmbedding):
+    """newsdesk's embedder as a LlamaIndex ``BaseEmbedding``, so LlamaIndex's own indexes and
+    retrievers (the starter baseline in bench/) embed exactly as newsdesk does."""
+
+    _embedder: Any = PrivateAttr()
+
+    def __init__(self, embedder: Embedder, **kwargs: Any) -> None:
+        super().__init__(model_name=embedder.name, embed_batch_size=256, **kwargs)
+        self._embedder = embedder
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._embedder.embed([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._embedder.embed([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._embedder.embed(texts).tolist()
 
 
 # --- the query engine ----------------------------------------------------------------------------

@@ -1,6 +1,10 @@
 """User-facing failures, importable without loading any model or database code."""
 
 
+class QuestionError(ValueError):
+    """The question cannot be asked as it is; the message says why, for the user."""
+
+
 class NewsdeskError(RuntimeError):
     """A failure whose message is meant for the user, in one line."""
 

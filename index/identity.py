@@ -1,5 +1,5 @@
-"""Article identity: the canonical form of a URL, the id an article is stored under, and the
-content hash that decides whether a re-index must re-embed it.
+"""Article identity: the canonical form of a URL, the id an article is stored under, the
+content hash that decides whether a re-index must re-embed it, and its chunks' ids.
 
 Indexing, retrieval (dropping copies of a page) and evaluation (matching gold URLs) must
 agree on these exactly, so each rule is written once, here.
@@ -72,3 +72,8 @@ def content_hash(article: Article) -> str:
         digest.update(len(data).to_bytes(8, "big"))  # length-prefixed: fields cannot run together
         digest.update(data)
     return digest.hexdigest()[:16]
+
+
+def chunk_id(article_id: str, content_hash: str, position: int) -> str:
+    """Deterministic, so re-running an interrupted index upserts instead of duplicating."""
+    return f"{article_id}:{content_hash}:{position}"

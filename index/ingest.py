@@ -28,10 +28,11 @@ from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.utils import node_to_metadata_dict
 
 from index import bm25, story_store
-from index.chunk import Chunker, chunk_id
+from index.chunk import Chunker
 from index.corpus import iter_articles
 from index.embed import Embedder, get_embedder
 from index.errors import StoreError
+from index.identity import chunk_id
 from index.models import Article, IndexSummary, LoadError
 from index.settings import Settings
 from index.store import IndexState, Store

@@ -1,4 +1,4 @@
-"""Hybrid, time-aware retrieval: dense (Chroma through LlamaIndex) + BM25, fused per article.
+"""Hybrid, time-aware retrieval: dense (Chroma) + BM25, fused per article.
 
 Each retriever ranks chunks; chunks are grouped by article (what a reader sees as sources),
 so one long article cannot crowd out the rest. Each article's best dense and BM25 scores are
@@ -16,19 +16,8 @@ import math
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
-from typing import Any
 
 import numpy as np
-from llama_index.core import VectorStoreIndex
-from llama_index.core.base.embeddings.base import BaseEmbedding
-from llama_index.core.vector_stores import (
-    FilterCondition,
-    FilterOperator,
-    MetadataFilter,
-    MetadataFilters,
-)
-from llama_index.vector_stores.chroma import ChromaVectorStore
-from pydantic import PrivateAttr
 
 from index.bm25 import Bm25Cache, Bm25Index
 from index.embed import Embedder, get_embedder
@@ -49,28 +38,6 @@ TITLE_WEIGHT = 0.3  # headline share: a story's own headline is about the questi
 DAY = 86_400
 
 
-class LlamaEmbedding(BaseEmbedding):
-    """Adapter so LlamaIndex retrievers and the starter path use the same embedder."""
-
-    _embedder: Any = PrivateAttr()
-
-    def __init__(self, embedder: Embedder, **kwargs: Any) -> None:
-        super().__init__(model_name=embedder.name, embed_batch_size=256, **kwargs)
-        self._embedder = embedder
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self._embedder.embed([query])[0].tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self._embedder.embed([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self._embedder.embed(texts).tolist()
-
-
 def day_ts(day: date, end_of_day: bool = False) -> int:
     ts = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
     return ts + DAY - 1 if end_of_day else ts
@@ -86,10 +53,6 @@ class Retriever:
         self.store.check_embedder(self.embedder.name)
         self.bm25 = Bm25Cache(settings, self.store)
         self.stories = StoryMap(self.store)
-        self._index = VectorStoreIndex.from_vector_store(
-            ChromaVectorStore(chroma_collection=self.store.chunks),
-            embed_model=LlamaEmbedding(self.embedder),
-        )
 
     # --- the two retrievers ----------------------------------------------------------------
     def dense(self, query: Query, k: int) -> list[Chunk]:
@@ -100,8 +63,8 @@ class Retriever:
         as-of date) searches unfiltered with room to spare and filters here; a selective one
         ("this week", a cited article) searches only the chunk ids it keeps (~20 ms), which the
         BM25 index lists with their dates."""
-        filters = _filters(query)
-        if filters is None:
+        where = _where(query)
+        if where is None:
             return self._dense(query.text, k)
         index = self.bm25.get()
         mask = self._mask(query, index)
@@ -113,7 +76,7 @@ class Retriever:
         ids = [] if mask is None else [index.ids[i] for i in np.flatnonzero(mask)]
         if ids and len(ids) <= self._ids_limit() and self._index_current(index):
             return self._dense(query.text, min(k, len(ids)), ids=ids)
-        return self._dense(query.text, k, filters)
+        return self._dense(query.text, k, where)
 
     def _ids_limit(self) -> int:
         # Every id travels with the query, so over HTTP the list must stay moderate.
@@ -137,22 +100,23 @@ class Retriever:
         return mask
 
     def _dense(
-        self,
-        text: str,
-        k: int,
-        filters: MetadataFilters | None = None,
-        ids: list[str] | None = None,
+        self, text: str, k: int, where: dict | None = None, ids: list[str] | None = None
     ) -> list[Chunk]:
-        retriever = self._index.as_retriever(
-            similarity_top_k=k,
-            filters=filters,
-            vector_store_kwargs={"ids": ids} if ids is not None else {},
+        # Straight to the collection, as LlamaIndex's ChromaVectorStore would query it (and
+        # with its similarity, exp(-cosine distance)), without importing LlamaIndex: a
+        # one-off `ask` would spend more time on that import than on everything else.
+        got = self.store.chunks.query(
+            query_embeddings=[self.embedder.embed([text])[0].tolist()],
+            n_results=k,
+            where=where,
+            ids=ids,
+            include=["documents", "metadatas", "distances"],
         )
         return [
-            Chunk(
-                hit.node.node_id, dict(hit.node.metadata), hit.node.get_content(), hit.score or 0.0
+            Chunk(chunk_id, dict(meta or {}), doc or "", math.exp(-distance))
+            for chunk_id, doc, meta, distance in zip(
+                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]
             )
-            for hit in retriever.retrieve(text)
         ]
 
     def keyword(self, query: Query, k: int) -> list[tuple[str, float]]:
@@ -373,7 +337,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _keeps(query: Query, meta: dict) -> bool:
-    """The same test as ``_filters``, applied to a chunk's metadata in Python."""
+    """The same test as ``_where``, applied to a chunk's metadata in Python."""
     ts = int(meta.get("published_ts", -1))
     if query.start and ts < day_ts(query.start):
         return False
@@ -382,24 +346,15 @@ def _keeps(query: Query, meta: dict) -> bool:
     return not (query.restrict_to and meta.get("article_id") not in query.restrict_to)
 
 
-def _filters(query: Query) -> MetadataFilters | None:
-    parts = []
+def _where(query: Query) -> dict | None:
+    """The query's dates and article restriction as a Chroma ``where`` filter (None: all)."""
+    parts: list[dict] = []
     if query.start:
-        parts.append(
-            MetadataFilter(
-                key="published_ts", value=day_ts(query.start), operator=FilterOperator.GTE
-            )
-        )
+        parts.append({"published_ts": {"$gte": day_ts(query.start)}})
     if query.end:
-        parts.append(
-            MetadataFilter(
-                key="published_ts", value=day_ts(query.end, True), operator=FilterOperator.LTE
-            )
-        )
+        parts.append({"published_ts": {"$lte": day_ts(query.end, True)}})
     if query.restrict_to:
-        parts.append(
-            MetadataFilter(key="article_id", value=query.restrict_to, operator=FilterOperator.IN)
-        )
-    if not parts:
-        return None
-    return MetadataFilters(filters=parts, condition=FilterCondition.AND)
+        parts.append({"article_id": {"$in": list(query.restrict_to)}})
+    if len(parts) > 1:
+        return {"$and": parts}
+    return parts[0] if parts else None

@@ -15,9 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import chromadb
-from chromadb.config import Settings as ChromaSettings
-
 from index.errors import EmbedderMismatch, EmptyIndex, StoreError
 from index.settings import Settings
 
@@ -29,6 +26,11 @@ _PAGE = 5000  # Chroma caps how many records one get() returns in server mode; p
 
 def make_client(settings: Settings) -> Any:
     """Embedded PersistentClient by default; HttpClient when a Chroma host is configured."""
+    # Imported here, not above: what this module says about an index (whether it exists,
+    # where it lives) is needed before anything heavy loads, e.g. by the REPL's first prompt.
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=True)
     if settings.chroma_host:
         try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from index.chunk import chunk_id
+from index.identity import chunk_id
 from index.models import ArticleHit
 from index.store import Store
 from index.stories import Grouping, Report, group

@@ -97,20 +97,20 @@ def test_selective_date_filter_searches_the_window_like_chromas_where(
 ) -> None:
     from datetime import date
 
-    from index.retrieve import _filters
+    from index.retrieve import _where
     from index.store import IndexState
 
     retriever = Retriever(make_settings(data_root), embedder=embedder)
     query = Query("Harbour Bridge repairs", start=date(2022, 6, 15), end=date(2022, 6, 15))
-    by_where = retriever._dense(query.text, 5, _filters(query))
+    by_where = retriever._dense(query.text, 5, _where(query))
     assert [chunk.metadata["url"] for chunk in by_where] == [ARTICLES[2]["url"]]
 
     searched_ids: list[object] = []
     real = retriever._dense
 
-    def spy(text: str, k: int, filters=None, ids=None):
+    def spy(text: str, k: int, where=None, ids=None):
         searched_ids.append(ids)
-        return real(text, k, filters, ids)
+        return real(text, k, where, ids)
 
     monkeypatch.setattr(retriever, "_dense", spy)
     assert retriever.dense(query, 5) == by_where
@@ -123,6 +123,35 @@ def test_selective_date_filter_searches_the_window_like_chromas_where(
     )
     assert retriever.dense(query, 5) == by_where
     assert searched_ids[-1] is None
+
+
+def test_dense_search_finds_what_llamaindexs_chroma_vector_store_finds(
+    data_root: Path, embedder
+) -> None:
+    """The dense search queries the collection itself (a cold `ask` never imports
+    LlamaIndex); LlamaIndex's own ChromaVectorStore must rank and score the same."""
+    from llama_index.core import VectorStoreIndex
+    from llama_index.vector_stores.chroma import ChromaVectorStore
+
+    from index.engine import LlamaEmbedding
+
+    retriever = Retriever(make_settings(data_root), embedder=embedder)
+    question = "Harbour Bridge repairs"
+    ours = retriever._dense(question, 5)
+    theirs = (
+        VectorStoreIndex.from_vector_store(
+            ChromaVectorStore(chroma_collection=retriever.store.chunks),
+            embed_model=LlamaEmbedding(embedder),
+        )
+        .as_retriever(similarity_top_k=5)
+        .retrieve(question)
+    )
+    assert len(ours) == len(theirs) >= 3
+    assert [c.chunk_id for c in ours] == [hit.node.node_id for hit in theirs]
+    assert [c.score for c in ours] == pytest.approx([hit.score for hit in theirs])
+    assert [c.text for c in ours] == [hit.node.get_content() for hit in theirs]
+    for chunk, hit in zip(ours, theirs):
+        assert hit.node.metadata.items() <= chunk.metadata.items()
 
 
 def test_warm_up_runs_in_the_background_and_swallows_errors(
