@@ -65,6 +65,13 @@ def _save_history(readline: object, path: Path) -> None:
         readline.write_history_file(path)  # type: ignore[attr-defined]
 
 
+def build_chat_engine(settings: Settings, conversation_id: str) -> NewsChatEngine:
+    """``index.engine.build_chat_engine``, imported on the first call: it brings LlamaIndex."""
+    from index.engine import build_chat_engine as build
+
+    return build(settings, conversation_id)
+
+
 class _Loader:
     """The chat engine and the index's figures, built in a daemon thread (leaving the REPL
     need not wait for it). A load that failed is reported once and tried again next time."""
@@ -79,8 +86,6 @@ class _Loader:
 
     def _load(self) -> None:
         try:
-            from index.engine import build_chat_engine
-
             engine = build_chat_engine(self.settings, CONVERSATION)
             store = engine.answerer.retriever.store
             store.warm_up()  # the vector index loads too, before the first question

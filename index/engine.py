@@ -21,9 +21,11 @@ The parts, each replaceable on its own:
   falling back to the offline answer when the LLM fails. A refusal is a normal response whose
   ``Answer.refused`` is true.
 * ``NewsQueryEngine`` / ``NewsChatEngine`` (``BaseQueryEngine`` / ``BaseChatEngine``): the
-  single path the CLI, the REPL, Telegram and ``newsdesk eval`` take. Streaming yields the
-  text as the LLM writes it; the response then ends with the checked answer (its
-  ``response`` text, ``source_nodes`` and ``metadata["answer"]`` are set when the stream ends).
+  path the REPL, Telegram and ``newsdesk eval`` take. (A one-off ``newsdesk ask`` calls the
+  ``Answerer`` they wrap directly: importing LlamaIndex would double its start-up.)
+  Streaming yields the text as the LLM writes it; the response then ends with the checked
+  answer (its ``response`` text, ``source_nodes`` and ``metadata["answer"]`` are set when
+  the stream ends).
 
 The engines add nothing measurable to an answer's latency: they wrap its result in
 LlamaIndex's response types and build one node per citation.
