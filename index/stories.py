@@ -13,14 +13,15 @@ tell one final from another tennis story, while near-identical leads need no nam
 
 Digests and roundups ("5 things to know", live updates, newsletters, "It's Wednesday's news")
 are never members and never link two stories: each is a story of its own, flagged
-``digest``. Stories are grown from links by average linkage: two groups merge when at least
+``digest``. Stories are grown from links: near-certain ones (score >= ``STRONG_LINK``) join
+two groups outright; otherwise two groups merge by average linkage when at least
 ``MIN_LINK_SHARE`` of their pairs (published within the window of each other) are linked, so
-one report linked to two events cannot glue them together.
+one report loosely linked to two events cannot glue them together.
 
 Measured on the 30 hand-labelled dev stories over the full 3,974-article feed (pairs of
-members; see ``index/story_eval.py``): precision 0.95, recall 0.71, no mention and 8% of near
-misses in their story; each half of the labelled stories within 0.04 of that. Looser bars
-(MIN_LINK_SHARE 0.2) trade precision for recall: 0.90 / 0.74, 6% of mentions joined.
+members; see ``index/story_eval.py`` and ``bench/story_bench.py``): precision 0.94, recall
+0.74, 2% of mentions and 6% of near misses in their story; each half of the labelled stories
+within 0.04 of that. Lower bars trade precision for recall (STRONG_LINK 0.98: 0.91 / 0.79).
 
 Grouping is a pure function of the articles' leads, vectors and dates: the index recomputes
 it after every change (seconds for 4k articles) and writes only the story ids that moved, so
@@ -45,6 +46,7 @@ MIN_COSINE = 0.6  # below this, leads are about different things whatever names 
 KEYS_WEIGHT = 0.5
 LINK_SCORE = 0.95
 MIN_LINK_SHARE = 0.3
+STRONG_LINK = 1.05  # a link this strong (near-copies, same names) joins without the share test
 
 # Digests name several events; a member has one main subject. Checked on the headline, the
 # URL and the opening and closing of the text (newsletters sign off at the end).
@@ -228,6 +230,14 @@ def _cluster(items: list[Report], links: dict[int, dict[int, float]]) -> list[in
     ts = [r.published_ts for r in items]
     group_of = list(range(len(items)))
     members: dict[int, list[int]] = {i: [i] for i in range(len(items))}
+    for i in range(len(items)):  # near-certain links join outright (oldest group keeps its id)
+        for j, score in links[i].items():
+            a, b = group_of[i], group_of[j]
+            if score >= STRONG_LINK and a != b:
+                a, b = min(a, b), max(a, b)
+                for m in members.pop(b):
+                    group_of[m] = a
+                    members[a].append(m)
 
     def share(a: int, b: int) -> tuple[float, float]:
         joined = comparable = 0
