@@ -558,16 +558,26 @@ def chat() -> None:
 @app.command("eval")
 def evaluate(
     questions: Annotated[
-        Path, typer.Argument(help="JSONL: question, answer, gold_urls, answerable, date.")
+        Path,
+        typer.Argument(
+            help="JSONL: question, answer, gold_urls, answerable, date; or conversations: "
+            "date and turns (each a question, answer, gold_urls)."
+        ),
     ],
     corpus: Annotated[
         Path | None, typer.Option("--corpus", help="Index this corpus first (incremental).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", help="Only the first N questions (0: all).")] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="Only the first N records (0: all).")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     details: Annotated[bool, typer.Option("--details", help="Include per-question rows.")] = False,
 ) -> None:
-    """Measure retrieval hit@k/MRR, answer accuracy, citation precision and refusals."""
+    """Measure retrieval hit@k/MRR, answer accuracy, citation precision and refusals.
+
+    Conversation records (with `turns`) are asked turn by turn in one conversation and add
+    turn1_accuracy, followup_accuracy, followup_citation_precision and followup_refusal_rate.
+
+    Example: newsdesk eval dev.jsonl --corpus corpus.jsonl --json
+    """
     from index.engine import build_query_engine
     from index.evaluate import evaluate as run_eval
     from index.evaluate import load_questions

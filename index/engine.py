@@ -421,13 +421,20 @@ class NewsChatEngine(BaseChatEngine):
     conversation survives restarts and is shared by processes using the same data dir (so
     the ``chat_history`` argument of ``chat``/``stream_chat`` is not used)."""
 
-    def __init__(self, answerer: Answerer, conversation_id: str | None = None) -> None:
+    def __init__(
+        self,
+        answerer: Answerer,
+        conversation_id: str | None = None,
+        *,
+        as_of: date | None = None,
+    ) -> None:
         self.answerer = answerer
         self.conversation_id = conversation_id
+        self.as_of = as_of  # answer as of that day (``newsdesk eval`` replays dated chats)
 
     def for_conversation(self, conversation_id: str | None) -> NewsChatEngine:
         """The same engine (same index, models and caches) for another conversation."""
-        return NewsChatEngine(self.answerer, conversation_id)
+        return NewsChatEngine(self.answerer, conversation_id, as_of=self.as_of)
 
     def reset(self) -> None:
         if self.conversation_id:
@@ -446,7 +453,7 @@ class NewsChatEngine(BaseChatEngine):
     def chat(
         self, message: str, chat_history: list[ChatMessage] | None = None
     ) -> AgentChatResponse:
-        resolved, answer = self.answerer.respond(message, self.conversation_id)
+        resolved, answer = self.answerer.respond(message, self.conversation_id, as_of=self.as_of)
         return AgentChatResponse(
             response=answer.text,
             source_nodes=source_nodes(answer),
@@ -462,10 +469,12 @@ class NewsChatEngine(BaseChatEngine):
         self, message: str, chat_history: list[ChatMessage] | None = None
     ) -> CheckedStreamingChatResponse:
         return CheckedStreamingChatResponse.of_sync(
-            self.answerer.astream(message, self.conversation_id)
+            self.answerer.astream(message, self.conversation_id, as_of=self.as_of)
         )
 
     async def astream_chat(
         self, message: str, chat_history: list[ChatMessage] | None = None
     ) -> CheckedStreamingChatResponse:
-        return CheckedStreamingChatResponse.of(self.answerer.astream(message, self.conversation_id))
+        return CheckedStreamingChatResponse.of(
+            self.answerer.astream(message, self.conversation_id, as_of=self.as_of)
+        )

@@ -1,0 +1,96 @@
+"""`index.evaluate`: conversations beside single questions, and the multiple-choice pick."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from index.answer import Answerer
+from index.engine import NewsQueryEngine
+from index.evaluate import best_choice, evaluate, load_questions
+from index.settings import Settings
+
+RAIL = "https://example.com/2022/06/10/rail-strike"
+
+CONVERSATION = {
+    "id": "conv-seed",
+    "date": "2025-01-25",
+    "turns": [
+        {"question": "What did Pakistan and Azerbaijan agree about defence hardware?",
+         "answer": "MOU", "gold_urls": ["https://nowhere.example/seed"]},
+        {"question": "and what about agriculture?", "answer": "cotton",
+         "gold_urls": ["https://nowhere.example/seed"]},
+        {"question": "?!", "answer": "anything", "gold_urls": []},  # rejected as a question
+    ],
+}  # fmt: skip
+SINGLE = {
+    "id": "rail", "date": "2022-06-11", "question": "Why did rail workers in Britain walk out?",
+    "answer": "pay and conditions", "gold_urls": [RAIL], "answerable": True,
+    "choices": ["a heatwave", "pay and conditions", "a chip shortage"],
+}  # fmt: skip
+
+
+@pytest.fixture
+def answerer(seeded: Settings, embedder) -> Answerer:
+    return Answerer(seeded, embedder=embedder)
+
+
+def test_conversations_are_scored_turn_by_turn_beside_single_questions(
+    answerer: Answerer,
+) -> None:
+    result = evaluate(NewsQueryEngine(answerer), [CONVERSATION, SINGLE])
+    # Single-question keys describe the single question alone.
+    assert (result["n_answerable"], result["n_unanswerable"]) == (1, 0)
+    assert result["accuracy"] == 1.0 and result["citation_precision"] == 1.0
+    assert result["mc_accuracy"] == 1.0
+    # Conversation keys: turn 1 right, follow-up 1 right (needs turn 1's topic), follow-up
+    # 2 rejected as a question, which counts as refused.
+    assert (result["n_conversations"], result["n_followups"]) == (1, 2)
+    assert result["turn1_accuracy"] == 1.0
+    assert result["followup_accuracy"] == 0.5
+    assert result["followup_refusal_rate"] == 0.5
+    assert result["turn1_citation_precision"] == 0.0  # the seed article is not a gold URL
+    assert result["followup_citation_precision"] == 0.0
+    rows = {row["id"]: row for row in result["details"]}
+    assert rows["conv-seed#3"]["rejected"] and rows["conv-seed#3"]["refused"]
+    assert rows["conv-seed#2"]["correct"] and "cotton" in rows["conv-seed#2"]["answer"].lower()
+    # Every turn is timed: one single question plus three turns.
+    assert 0 < result["p50_ms"] <= result["p95_ms"]
+    assert len(result["details"]) == 4
+
+
+def test_a_conversation_is_forgotten_after_scoring(answerer: Answerer) -> None:
+    evaluate(NewsQueryEngine(answerer), [CONVERSATION])
+    with answerer.history._connection() as conn:  # the eval's conversations leave no rows
+        assert conn.execute("SELECT count(*) FROM turns").fetchone()[0] == 0
+
+
+def test_conversation_records_load_and_bad_turns_are_named(tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(CONVERSATION) + "\n" + json.dumps(SINGLE) + "\n")
+    assert [("turns" in r) for r in load_questions(good)] == [True, False]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "x", "turns": [{"answer": "no question"}]}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl#1: 'turns' must be"):
+        load_questions(bad)
+
+
+# choices, answer text, cited evidence, picked
+MC_CASES: list[tuple[list[str], str, str, str]] = [
+    # named word for word in the answer wins over a choice the evidence merely mentions
+    (["Europe", "Asia"], "Europe will require USB-C [1]", "Asia and Europe", "Europe"),
+    # not in the answer: named in the cited passages
+    (["Squid Game", "Friends"], "The show returns [1]", "Squid Game season 2", "Squid Game"),
+    # nowhere word for word: the choice whose words the evidence holds most
+    (["Ban on military-style assault weapons", "Funding for schools"],
+     "The deal left out an assault weapons ban", "", "Ban on military-style assault weapons"),
+    # a refusal with no evidence: the first choice, a guess
+    (["A", "B"], "", "", "A"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("choices", "answer", "evidence", "picked"), MC_CASES)
+def test_best_choice(choices: list[str], answer: str, evidence: str, picked: str) -> None:
+    assert best_choice(choices, answer, evidence) == picked
