@@ -11,15 +11,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date
 
+from index import followup
 from index.cite import only_listed_markers, strip_markers
 from index.conflicts import find_conflicts, state_conflicts
 from index.embed import Embedder
 from index.errors import QuestionError
-from index.extract import Evidence, pick, score_sentences
+from index.extract import Evidence, answered, pick, score_sentences
 from index.history import History, Turn, open_history
+from index.latest import compose_latest, latest_topic, newest_hits
 from index.models import Answer, ArticleHit, Citation, Query, Resolved, citation_for, refusal
+from index.qkind import asked
 from index.retrieve import Retriever, day_ts
 from index.settings import Settings
 from index.store import Store
@@ -29,18 +33,8 @@ from index.timeline import asks_development, build_timeline, timeline_answer
 from index.timeparse import parse_time_scope, strip_time_phrases
 
 log = logging.getLogger(__name__)
+_COMPLETE = ("timeline", "latest")  # answer modes that are listings, not for an LLM to rewrite
 
-_OPENER = re.compile(
-    r"^(and|but|so|also|what about|how about|why|tell me more|more on|more about|what else)\b",
-    re.IGNORECASE,
-)
-# Pronouns only mark a follow-up in a short question: "this week" or "it" inside a full
-# question ("Which company said this week it would...") stand on their own.
-_PRONOUN = re.compile(
-    r"\b(he|she|it|they|them|his|her|its|their|this|that|those|these|the other side)\b",
-    re.IGNORECASE,
-)
-CONTEXT_CHARS = 300  # carried topic is capped, so a long conversation cannot snowball
 _CITATION_REF = re.compile(r"\[(\d{1,2})\]")
 # A year named in a question ("the 2025 Nobel Peace Prize", "the 2026 talks"); before a
 # plural without "the" it is a count ("2000 homes").
@@ -50,8 +44,10 @@ _YEAR = re.compile(
 )
 
 
-def validate_question(question: str, settings: Settings) -> str:
-    """The question with its whitespace tidied, or ``QuestionError`` saying what is wrong."""
+def validate_question(question: str, settings: Settings, *, follow_up: bool = False) -> str:
+    """The question with its whitespace tidied, or ``QuestionError`` saying what is wrong;
+    ``follow_up`` allows one without words to search for ("Where is it?"), which the
+    conversation completes."""
     text = " ".join((question or "").split())
     if not text:
         raise QuestionError("Please ask a question in words.")
@@ -60,7 +56,8 @@ def validate_question(question: str, settings: Settings) -> str:
             f"That question is {len(text)} characters long; please keep it under "
             f"{settings.max_question_chars}."
         )
-    if not terms(text) and not _CITATION_REF.search(text):
+    no_words = not re.search(r"\w", _CITATION_REF.sub("", text))
+    if not _CITATION_REF.search(text) and (no_words or (not terms(text) and not follow_up)):
         raise QuestionError("I couldn't find any words to search for in that question.")
     return text
 
@@ -120,7 +117,7 @@ class Answerer:
             self.resolve, question, conversation_id, as_of=as_of, k=k
         )
         answer = await asyncio.to_thread(self._offline, resolved)
-        if self.llm is not None and not answer.refused and answer.mode != "timeline":
+        if self.llm is not None and not answer.refused and answer.mode not in _COMPLETE:
             from index.llm import LLMUnavailable, stream
 
             try:
@@ -145,8 +142,8 @@ class Answerer:
         self.history.reset(conversation_id)
 
     # --- steps --------------------------------------------------------------------------------
-    def validate(self, question: str) -> str:
-        return validate_question(question, self.settings)
+    def validate(self, question: str, *, follow_up: bool = False) -> str:
+        return validate_question(question, self.settings, follow_up=follow_up)
 
     def resolve(
         self,
@@ -156,19 +153,14 @@ class Answerer:
         as_of: date | None = None,
         k: int | None = None,
     ) -> Resolved:
-        question = self.validate(question)
         previous = self.history.last(conversation_id) if conversation_id else None
-        standalone, restrict = question, None
-        context, already_said = "", frozenset()
-        if previous is not None:
-            standalone, restrict = _follow_up(question, previous)
-            if standalone != question:
-                context = previous.standalone
-                already_said = frozenset(c.quote for c in previous.citations if c.quote)
-            if self.llm is not None and standalone != question:
-                from index.llm import condense
+        question = self.validate(question, follow_up=previous is not None)
+        asked_for = followup.resolve(question, previous)
+        standalone = asked_for.standalone
+        if self.llm is not None and previous is not None and asked_for.is_follow_up:
+            from index.llm import condense
 
-                standalone = condense(self.llm, question, previous, self.settings) or standalone
+            standalone = condense(self.llm, question, previous, self.settings) or standalone
         reference = as_of or self.settings.reference_date or date.today()
         scope = parse_time_scope(standalone, reference)
         end = scope.end
@@ -180,11 +172,46 @@ class Answerer:
             end=end,
             reference=reference,
             recency=scope.recency,
-            restrict_to=restrict,
+            restrict_to=asked_for.restrict,
         )
-        hits = self.retriever.retrieve(query, k=k or self.settings.top_k)
-        focus = question if context else standalone
-        return Resolved(question, standalone, query, hits, context, already_said, focus, as_of)
+        k = k or self.settings.top_k
+        topic = latest_topic(question)
+        if topic is not None:
+            hits = newest_hits(self.retriever, query, topic, k=min(k, self.settings.top_k))
+        else:
+            hits = self.retriever.retrieve(query, k=k)
+            if asked_for.prior and not asked_for.restrict:
+                hits = self._with_prior(query, hits, asked_for, k)
+        return Resolved(
+            question,
+            standalone,
+            query,
+            hits,
+            asked_for.context,
+            asked_for.already_said,
+            asked_for.focus,
+            as_of,
+            kind=asked_for.kind,
+            latest=topic,
+        )
+
+    def _with_prior(
+        self, query: Query, hits: list[ArticleHit], asked_for: followup.FollowUp, k: int
+    ) -> list[ArticleHit]:
+        """The previous turn's articles first, read for the new question, unless the
+        follow-up clearly moved on to another article."""
+        prior = self.retriever.retrieve(
+            replace(query, restrict_to=list(asked_for.prior)), k=len(asked_for.prior)
+        )
+        if not prior:
+            return hits
+        top = next((h for h in hits if h.article_id not in asked_for.prior), None)
+        if top is not None and not followup.keeps_prior(
+            asked_for.focus, _hit_text(prior[0]), _hit_text(top)
+        ):
+            return hits
+        kept = {h.article_id for h in prior}
+        return (prior + [h for h in hits if h.article_id not in kept])[:k]
 
     def _answer(self, resolved: Resolved) -> Answer:
         return only_listed_markers(self._with_stories(self._answer_text(resolved), resolved))
@@ -193,7 +220,7 @@ class Answerer:
         """Who else reported each cited story, and where its reports disagree."""
         stories = self.retriever.stories
         with_reports(answer, stories, resolved.as_of)
-        if answer.refused:
+        if answer.refused or answer.mode == "latest":
             return answer
         keywords = self.retriever.keyword_index()
         store = self.retriever.store
@@ -210,7 +237,8 @@ class Answerer:
 
     def _answer_text(self, resolved: Resolved) -> Answer:
         answer = self._offline(resolved)
-        if self.llm is None or answer.refused or answer.mode == "timeline":
+        # A timeline or a "latest" listing is complete as it is: nothing for an LLM to write.
+        if self.llm is None or answer.refused or answer.mode in _COMPLETE:
             return answer
         from index.llm import LLMUnavailable, complete
 
@@ -222,14 +250,19 @@ class Answerer:
             return answer
 
     def _offline(self, resolved: Resolved) -> Answer:
+        if resolved.latest is not None:
+            return compose_latest(resolved.hits, resolved.latest, resolved.as_of)
         keyword_index = self.retriever.keyword_index()
+        focus = resolved.focus or resolved.standalone
         evidence = score_sentences(
-            resolved.focus or resolved.standalone,
+            focus,
             resolved.hits,
             keyword_index.idf(),
             context=resolved.context,
             avoid=resolved.already_said,
             boilerplate=keyword_index.boilerplate,
+            # What the conversation already named is not the answer ("Who did they beat?").
+            asked=asked(f"{focus} {resolved.context}", resolved.kind),
         )
         named = _named_year(resolved.standalone, resolved.query.reference)
         evidence = [
@@ -237,8 +270,8 @@ class Answerer:
             for e in evidence
             if not self._stale(e.hit, resolved.as_of) and not _predates(e.hit, named)
         ]
-        confidence = evidence[0].score if evidence else 0.0
-        if confidence < self.settings.refusal_threshold:
+        confidence = evidence[0].confidence if evidence else 0.0
+        if confidence < self.settings.refusal_threshold and not answered(evidence):
             return refusal(resolved.hits, question=resolved.standalone)
         if asks_development(resolved.question):
             told = self._timeline(resolved, evidence[0].hit)
@@ -282,6 +315,7 @@ class Answerer:
                     citations=answer.citations,
                     refused=answer.refused,
                     created=0.0,
+                    see_also=answer.see_also,
                 ),
             )
 
@@ -298,19 +332,8 @@ def _predates(hit: ArticleHit, year: int | None) -> bool:
     return year is not None and 0 <= hit.published_ts < day_ts(date(year, 1, 1))
 
 
-def _follow_up(question: str, previous: Turn) -> tuple[str, list[str] | None]:
-    """Offline follow-up resolution: carry the last turn's topic and cited articles along."""
-    ref = _CITATION_REF.search(question)
-    if ref and re.search(r"\bmore\b|\babout\b|\bdetail", question, re.IGNORECASE):
-        n = int(ref.group(1))
-        cited = [c for c in previous.citations if c.n == n and c.article_id]
-        if cited:
-            topic = _CITATION_REF.sub("", question).strip()
-            return f"{topic} {cited[0].title}", [cited[0].article_id]
-    n_terms = len(terms(question))
-    if _OPENER.search(question) or n_terms <= 2 or (_PRONOUN.search(question) and n_terms <= 4):
-        return f"{question} {previous.standalone[:CONTEXT_CHARS]}", None
-    return question, None
+def _hit_text(hit: ArticleHit) -> str:
+    return " ".join([hit.title, *(p.text for p in hit.passages)])
 
 
 def compose(chosen: list[Evidence], standalone: str) -> Answer:
@@ -325,10 +348,5 @@ def compose(chosen: list[Evidence], standalone: str) -> Answer:
             numbers[aid] = len(numbers) + 1
             citations.append(citation_for(numbers[aid], ev.hit, sentence))
         parts.append(f"{sentence} [{numbers[aid]}]")
-    text = " ".join(parts)
-    lead = strip_markers(chosen[0].hit.title.strip()) if chosen else ""
-    # Quoted sentences often lean on their headline ("the show", "the team"): lead with it
-    # when it names something the sentences don't.
-    if lead and set(terms(lead)) - set(terms(text)):
-        text = f"{lead.rstrip('.')}: {text}"
-    return Answer(text=text, citations=citations, question=standalone)
+    # The answer sentence opens the reply; the sources footer carries the headline.
+    return Answer(text=" ".join(parts), citations=citations, question=standalone)

@@ -6,6 +6,12 @@ from the question that the article's headline already carries count less inside 
 article: it is about them throughout, and its sentences say "both countries" or "she". The
 best sentence opens the answer; up to two more, from other angles, follow in reading order.
 No LLM is involved, so the quote shown for each citation is exactly the sentence used.
+
+A question that asks for a kind of answer (who, when, where, how many, how old, which X;
+``index.qkind``) prefers sentences that hold one: "Councillor Ada Brandt voted against"
+over "The council voted 7 to 2 to approve the bridge", which only repeats the question.
+And such a sentence in the top article, beside the question's key terms, is an answer even
+when its overall score is modest (``answered``): "Who attended?" must not be refused.
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ from dataclasses import dataclass
 
 from index.bm25 import sentence_key
 from index.models import ArticleHit
+from index.qkind import Asked, answers, places_in
 from index.text import sentences, terms
 
 MAX_SENTENCES = 3
 ARTICLES_READ = 2  # calibrated on dev data: citation precision vs. accuracy
 DEFAULT_IDF = 4.0
 ENTITY_WEIGHT = 0.3  # a question's names, inside an article whose headline carries them
+CONTEXT_SHARE = 0.5  # carried topic's weight, at most, against the follow-up's own words
+KIND_WEIGHT = 0.2  # a sentence holding an answer of the kind asked for
+KEY_COVERAGE = 0.4  # share of the question's words beside a typed answer that makes it one
 _NAME = re.compile(r"[A-Za-z][\w'’\-]*")
 
 
@@ -32,13 +42,25 @@ class Evidence:
     order: tuple[int, int]  # (passage position, sentence index): reading order in the article
     coverage: float  # share of the question's IDF mass this sentence contains
     score: float
+    typed: bool = False  # holds an answer of the kind the question asks for
+
+    @property
+    def confidence(self) -> float:
+        """The score without the kind bonus: a name or number alone is no evidence."""
+        return self.score - (KIND_WEIGHT if self.typed else 0.0)
 
 
 def question_weights(question: str, idf: dict[str, float], context: str = "") -> dict[str, float]:
-    """IDF weight per question term; terms carried over from earlier turns count less."""
-    weights = {t: 0.3 * idf.get(t, DEFAULT_IDF) for t in set(terms(context))}
-    weights.update({t: idf.get(t, DEFAULT_IDF) for t in set(terms(question))})
-    return weights
+    """IDF weight per question term; terms carried over from earlier turns count less, and
+    all of them together at most half as much as the question's own: "How much did it
+    cost?" is about the cost, whatever the earlier turns said about the library."""
+    own = {t: idf.get(t, DEFAULT_IDF) for t in set(terms(question))}
+    carried = {t: 0.3 * idf.get(t, DEFAULT_IDF) for t in set(terms(context)) - set(own)}
+    cap = CONTEXT_SHARE * sum(own.values())
+    total = sum(carried.values())
+    if own and total > cap:
+        carried = {t: w * cap / total for t, w in carried.items()}
+    return carried | own
 
 
 def entity_terms(question: str) -> set[str]:
@@ -62,17 +84,21 @@ def score_sentences(
     context: str = "",
     avoid: frozenset[str] = frozenset(),
     boilerplate: frozenset[str] = frozenset(),
+    asked: Asked | None = None,
 ) -> list[Evidence]:
-    """Rank candidate sentences; ``context`` is the earlier topic of a follow-up, and
-    ``avoid`` holds sentences already given (a follow-up wants something new)."""
+    """Rank candidate sentences; ``context`` is the earlier topic of a follow-up, ``avoid``
+    holds sentences already given (a follow-up wants something new), and ``asked`` says
+    what kind of answer the question wants."""
     weights = question_weights(question, idf, context)
     names = entity_terms(question)
     out: list[Evidence] = []
-    seen: set[str] = {a.lower() for a in avoid}
+    said = {a.lower() for a in avoid}
+    seen: set[str] = set()
     for rank, hit in enumerate(hits[:ARTICLES_READ]):
         title_terms = set(terms(hit.title))
         given = names & title_terms
         own = {t: w * ENTITY_WEIGHT if t in given else w for t, w in weights.items()}
+        places = places_in(" ".join(p.text for p in hit.passages)) if asked else frozenset()
         for passage in hit.passages:
             for i, sentence in enumerate(sentences(passage.text)):
                 key = sentence.lower()
@@ -82,6 +108,11 @@ def score_sentences(
                 if boilerplate and sentence_key(sentence) in boilerplate:
                     continue
                 seen.add(key)
+                typed = bool(asked and answers(asked, sentence, places))
+                # A follow-up wants something new, unless the sentence said already holds
+                # the answer to its new question ("How old is she?").
+                if key in said and not typed:
+                    continue
                 sentence_terms = set(terms(sentence))
                 cov = coverage(sentence_terms, weights)
                 # The article's title gives context the sentence leaves implicit ("it", "he").
@@ -91,11 +122,19 @@ def score_sentences(
                     + 0.2 * context
                     + 0.25 * max(passage.dense, 0.0)
                     + 0.15 / (1 + rank)
+                    + (KIND_WEIGHT if typed else 0.0)
                     - (0.05 if sentence.endswith("?") else 0.0)
                 )
-                out.append(Evidence(sentence, hit, rank, (passage.position, i), cov, score))
+                out.append(Evidence(sentence, hit, rank, (passage.position, i), cov, score, typed))
     out.sort(key=lambda e: e.score, reverse=True)
     return out
+
+
+def answered(evidence: list[Evidence]) -> bool:
+    """The best sentence comes from the top article, holds an answer of the kind asked for
+    and sits beside the question's key terms: an answer, however modest its score."""
+    best = evidence[0] if evidence else None
+    return best is not None and best.rank == 0 and best.typed and best.coverage >= KEY_COVERAGE
 
 
 def pick(evidence: list[Evidence], max_sentences: int = MAX_SENTENCES) -> list[Evidence]:

@@ -38,7 +38,7 @@ CREATE TABLE turns (
     question TEXT NOT NULL,
     standalone TEXT NOT NULL,
     answer TEXT NOT NULL,
-    citations TEXT NOT NULL,  -- JSON list of Citation fields
+    citations TEXT NOT NULL,  -- JSON list of Citation fields (+ "see_also": true for near misses)
     refused INTEGER NOT NULL,
     created REAL NOT NULL
 );
@@ -69,6 +69,7 @@ class Turn:
     citations: list[Citation] = field(default_factory=list)
     refused: bool = False
     created: float = field(default_factory=time.time)  # unix time
+    see_also: list[Citation] = field(default_factory=list)  # listed beside a refusal
 
 
 class _Unusable(Exception):
@@ -89,22 +90,30 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit]
 
 
-def _encode_citations(citations: list[Citation]) -> str:
+def _encode_citations(citations: list[Citation], see_also: list[Citation]) -> str:
+    """One JSON list; near misses carry ``"see_also": true`` (so "tell me more about [2]"
+    works after a refusal), which older rows simply lack."""
+    listed = [(c, False) for c in citations] + [(c, True) for c in see_also]
     clipped = [
         {
-            key: _clip(value, MAX_CITATION_FIELD_CHARS) if isinstance(value, str) else value
-            for key, value in asdict(citation).items()
+            **{
+                key: _clip(value, MAX_CITATION_FIELD_CHARS) if isinstance(value, str) else value
+                for key, value in asdict(citation).items()
+            },
+            **({"see_also": True} if near_miss else {}),
         }
-        for citation in citations[:MAX_CITATIONS]
+        for citation, near_miss in listed[:MAX_CITATIONS]
     ]
     return json.dumps(clipped, ensure_ascii=False)
 
 
-def _decode_citations(text: str) -> list[Citation]:
-    return [
-        Citation(**{k: v for k, v in item.items() if k in _CITATION_FIELDS})
-        for item in json.loads(text)
-    ]
+def _decode_citations(text: str) -> tuple[list[Citation], list[Citation]]:
+    cited: list[Citation] = []
+    see_also: list[Citation] = []
+    for item in json.loads(text):
+        citation = Citation(**{k: v for k, v in item.items() if k in _CITATION_FIELDS})
+        (see_also if item.get("see_also") else cited).append(citation)
+    return cited, see_also
 
 
 def _inode(path: Path) -> int | None:
@@ -136,7 +145,7 @@ class History:
             _clip(turn.question, MAX_QUESTION_CHARS),
             _clip(turn.standalone, MAX_QUESTION_CHARS),
             _clip(turn.answer, MAX_ANSWER_CHARS),
-            _encode_citations(turn.citations),
+            _encode_citations(turn.citations, turn.see_also),
             int(turn.refused),
             float(turn.created),
         )
@@ -158,10 +167,10 @@ class History:
                 rows = conn.execute(
                     _SELECT, (conversation_id, -1 if limit is None else limit)
                 ).fetchall()
-                turns = [
-                    Turn(q, s, a, _decode_citations(c), bool(r), float(t))
-                    for q, s, a, c, r, t in rows
-                ]
+                turns = []
+                for q, s, a, c, r, t in rows:
+                    cited, see_also = _decode_citations(c)
+                    turns.append(Turn(q, s, a, cited, bool(r), float(t), see_also))
             except (sqlite3.Error, ValueError, TypeError, AttributeError) as exc:
                 self._failed("read", conversation_id, exc)
                 return []

@@ -103,6 +103,8 @@ class Resolved:
     already_said: frozenset[str] = frozenset()  # quotes the previous answer used
     focus: str = ""  # what the sentences must answer: the new question itself
     as_of: date | None = None
+    kind: str | None = None  # an index.qkind.Kind carried over by an elliptic follow-up
+    latest: str | None = None  # a "what's the latest [on X]?" question: its topic
 
 
 # --- answers -------------------------------------------------------------------------------------
@@ -141,7 +143,7 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     refused: bool = False
     see_also: list[Citation] = field(default_factory=list)  # near misses shown with a refusal
-    mode: str = "offline"  # "offline", "llm" or "timeline" (told from a story's reports)
+    mode: str = "offline"  # "offline", "llm", "timeline" (a story's reports) or "latest"
     note: str = ""  # e.g. "LLM unavailable, offline answer shown"
     question: str = ""  # the standalone question actually answered (after follow-up resolution)
     # Where reports of one cited story disagree on what was asked: story_id, kind, and each

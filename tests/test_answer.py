@@ -151,7 +151,7 @@ def test_repl_through_stdin(seeded: Settings) -> None:
 
 
 def test_follow_up_context_stays_bounded(answerer: Answerer) -> None:
-    from index.answer import CONTEXT_CHARS
+    from index.followup import CONTEXT_CHARS
 
     answerer.ask("What did Pakistan and Azerbaijan agree about defence hardware?", "long")
     for topic in ["energy", "agriculture", "health", "trade", "investment", "cotton", "gas"]:

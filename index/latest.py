@@ -1,0 +1,87 @@
+""" "What's the latest?" and "what's new on X?": the newest articles, newest first.
+
+Such a question asks for no fact, so sentence matching would refuse it. It is answered by
+a listing instead: the newest articles (as of the question's date), or the newest of those
+retrieval finds about X, each with its date, its lead sentence and its citation.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import date
+
+import numpy as np
+
+from index.models import Answer, ArticleHit, Query, citation_for
+from index.retrieve import Retriever, day_ts
+from index.text import sentences
+
+SHOWN = 5
+_LATEST = re.compile(
+    r"^\s*(?:so,?\s+|and\s+|ok,?\s+)?(?:what(?:'s|’s| is| are)|what|any|anything|give me|"
+    r"show me|tell me|get me)?\s*(?:the\s+)?(?:very\s+)?"
+    r"(?:latest|newest|most recent|recent|new|fresh|breaking)\s*"
+    r"(?:news|headlines?|stories|story|articles?|updates?|developments?|reports?)?\s*"
+    r"(?:(?:on|about|in|with|from|for|regarding|concerning)\s+(?P<topic>.+?))?\s*[?.!]*\s*$",
+    re.IGNORECASE,
+)
+_TODAY = re.compile(r"\b(?:today|this week|now|so far)\b", re.IGNORECASE)
+
+
+def latest_topic(question: str) -> str | None:
+    """The topic of a "latest news" question ("" for no topic); None for any other question."""
+    m = _LATEST.match(_TODAY.sub("", question))
+    if not m:
+        return None
+    return (m.group("topic") or "").strip()
+
+
+def newest_hits(retriever: Retriever, query: Query, topic: str, k: int = SHOWN) -> list[ArticleHit]:
+    """The newest articles up to the query's end date; with a topic, the newest of those
+    retrieval ranks about it."""
+    if topic:
+        found = retriever.retrieve(replace(query, text=topic, recency=True), k=k * 2)
+        return sorted(found, key=lambda h: h.published_ts, reverse=True)[:k]
+    index = retriever.keyword_index()
+    end = day_ts(query.end, end_of_day=True) if query.end else None
+    ts = index.published_ts
+    keep = np.ones(len(ts), dtype=bool) if end is None else (ts <= end)
+    newest: list[str] = []
+    for i in np.argsort(-ts, kind="stable"):
+        if not keep[i]:
+            continue
+        aid = index.article_ids[i]
+        if aid not in newest:
+            newest.append(aid)
+        if len(newest) >= k:
+            break
+    if not newest:
+        return []
+    hits = retriever.retrieve(replace(query, text="news", restrict_to=newest), k=k)
+    return sorted(hits, key=lambda h: h.published_ts, reverse=True)
+
+
+def compose_latest(hits: list[ArticleHit], topic: str, as_of: date | None) -> Answer:
+    """One line per article, newest first: date, headline, lead sentence, citation."""
+    about = f" on {topic}" if topic else ""
+    if not hits:
+        return Answer(text=f"No articles{about} are indexed yet.", question=topic)
+    when = f" as of {as_of.isoformat()}" if as_of else ""
+    lines = [f"The newest articles{about}{when}, newest first:"]
+    citations = []
+    for n, hit in enumerate(hits, 1):
+        lead = _lead(hit)
+        day = hit.published or "undated"
+        lines.append(f"{n}. {day}: {hit.title.strip()}. {lead} [{n}]".replace(". . ", ". "))
+        citations.append(citation_for(n, hit, lead))
+    return Answer(text="\n".join(lines), citations=citations, question=topic, mode="latest")
+
+
+def _lead(hit: ArticleHit) -> str:
+    """The article's first sentence among its passages (its lead, when retrieval kept it)."""
+    if not hit.passages:
+        return ""
+    first = min(hit.passages, key=lambda p: p.position)
+    parts = [s for s in sentences(first.text) if len(s.split()) >= 5]
+    return parts[0] if parts else ""

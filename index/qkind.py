@@ -1,0 +1,287 @@
+"""Question kinds and a small answer-type tagger, so offline answers say what was asked.
+
+"Who voted against the bridge?" wants a name, "How old is she?" an age, "When is the
+runoff?" a date. ``question_kind`` reads the kind from the question's wording; ``tag`` finds
+the spans of each kind in a sentence with patterns, no model: capitalised-name runs,
+numbers and amounts, dates, ages, and places -- names that the text itself puts after "in",
+"at", "near"... (a gazetteer from the article, as news prose introduces its places that
+way). A sentence *answers* a kind when it holds a span of that kind made of words the
+question does not already contain: "The council voted 7 to 2" repeats the question's
+topic, "Councillor Ada Brandt voted against" names someone new.
+
+Spans are approximate by design: they only steer which sentence opens an answer and whether
+an answer exists, never what is quoted (the quote is always the whole sentence).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from index.text import sentences, terms
+
+
+class Kind(str, Enum):
+    PERSON = "person"  # who/whom/whose: a person or an organisation
+    DATE = "date"  # when, what year/day
+    PLACE = "place"  # where, which city/country/state...
+    NUMBER = "number"  # how many/much/big/long..., what share/rate
+    AGE = "age"  # how old, what age
+    NAME = "name"  # which/what X, what is it called: a named thing
+    OTHER = "other"  # what happened, why, how: no typed answer
+
+
+# The first pattern that matches decides; more specific wordings come first.
+_KIND_RULES: list[tuple[Kind, re.Pattern[str]]] = [
+    (Kind.AGE, re.compile(r"\bhow old\b|\bwhat age\b|\bat what age\b", re.I)),
+    (
+        Kind.DATE,
+        re.compile(
+            r"\bwhen\b|\b(?:what|which) (?:year|date|day|month|time of year)\b|"
+            r"\bhow long ago\b|\bwhat time\b",
+            re.I,
+        ),
+    ),
+    (
+        Kind.NUMBER,
+        re.compile(
+            r"\bhow (?:many|much|big|large|long|far|fast|heavy|high|tall|deep|strong|"
+            r"expensive|severe|wide|powerful|hot|cold|often)\b|"
+            r"\b(?:what|which)(?: is| was|'s| are| were)?(?: the| its| his| her| their)?"
+            r"(?: \w+){0,2}? (?:share|percentage|percent|proportion|fraction|rate|"
+            r"magnitude|number|amount|price|temperature|speed|score|sum|total|cost|size|"
+            r"category|figure|margin|value)\b|\bwhat (?:is|was|'s) the (?:\w+ )?(?:worth|tally)\b|"
+            r"\bworth\b\??$",
+            re.I,
+        ),
+    ),
+    (
+        Kind.PLACE,
+        re.compile(
+            r"\bwhere\b|\b(?:what|which) (?:\w+ )?(?:city|cities|country|countries|state|states|"
+            r"province|county|town|village|region|island|nation|continent|place|venue|"
+            r"capital|district|neighbou?rhood|port|airport|park)\b|"
+            r"\b(?:what|which) (?:\w+ )?(?:country|state)'s\b|\bwhich .*\bin\?$",
+            re.I,
+        ),
+    ),
+    (Kind.PERSON, re.compile(r"\bwho(?:m|se)?\b", re.I)),
+    (
+        Kind.NAME,
+        re.compile(
+            r"\bwhich\b|\bwhat (?:is|was|'s|are|were) (?:the |its |his |her |their )?"
+            r"(?:\w+ )?name\b|\bwhat(?:'s| is| was| are| were)? (?:\w+ ){0,3}called\b|"
+            r"\bwhat (?:company|group|team|film|movie|show|song|book|album|party|agency|"
+            r"firm|brand|organi[sz]ation|union|galaxy|planet|storm|hurricane|ship)\b",
+            re.I,
+        ),
+    ),
+]
+
+
+def question_kind(question: str) -> Kind:
+    """The kind of answer the question asks for (OTHER when its wording does not say)."""
+    # The question proper is its last sentence: "Liz Truss is quitting. Who held...?"
+    parts = sentences(question.strip())
+    asked = parts[-1] if parts else question
+    for kind, pattern in _KIND_RULES:
+        if pattern.search(asked):
+            return kind
+    return Kind.OTHER
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: Kind
+    text: str
+    start: int
+
+
+_MONTH = (
+    r"(?:Jan(?:uary|\.)?|Feb(?:ruary|\.)?|Mar(?:ch|\.)?|Apr(?:il|\.)?|May|June?|July?|"
+    r"Aug(?:ust|\.)?|Sep(?:t(?:ember|\.)?|\.)?|Oct(?:ober|\.)?|Nov(?:ember|\.)?|Dec(?:ember|\.)?)"
+)
+_WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_NUMBER_WORD = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+    r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|"
+    r"eighty|ninety|hundred|a hundred|dozens?|a dozen|half|a third|a quarter)"
+)
+_SCALE = r"(?:hundred|thousand|million|billion|trillion|[mbk]n?\b)"
+_UNIT = (
+    r"(?:%|\s?percent(?:age points?)?|\s?per ?cent|\s(?:points?|people|acres|miles|"
+    r"kilometers|kilometres|km|feet|meters|metres|pounds|kilograms|kg|tonnes|tons|euros|"
+    r"dollars|pounds|yen|yuan|rupees|degrees|votes|years|months|weeks|days|hours|minutes|"
+    r"seconds|times|homes|houses|deaths|cases|members|workers|passengers|students|"
+    r"species|shares|barrels|games|goals|runs|eggs)\b)"
+)
+_TAGGERS: list[tuple[Kind, re.Pattern[str]]] = [
+    (
+        Kind.AGE,
+        re.compile(
+            rf"\b(?:\d{{1,3}}|{_NUMBER_WORD}(?:-{_NUMBER_WORD})?)-year-old\b|"
+            r"\baged? \d{1,3}\b|\bage of \d{1,3}\b|\b\d{1,3} years? old\b|"
+            r"\b[\d,.]+ (?:million |billion |thousand )?years? (?:old|ago)\b|"
+            r"(?<=[A-Za-z]), \d{1,3},|\b(?:died|dies|retired) at \d{1,3}\b|"
+            r"\bat (?:the )?age \d{1,3}\b|\(\d{1,3}\)",
+            re.I,
+        ),
+    ),
+    (
+        Kind.DATE,
+        re.compile(
+            rf"\b{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?(?:,? \d{{4}})?\b|\b\d{{1,2}} {_MONTH}"
+            rf"(?: \d{{4}})?\b|\b{_MONTH},? \d{{4}}\b|\b(?:in|since|by|until|from|of|early|"
+            rf"late|mid-?) (?:19|20)\d\d\b|\b(?:19|20)\d\d\b|\b{_WEEKDAY}\b|"
+            r"\b(?:yesterday|today|tomorrow|tonight|last (?:week|month|year)|next "
+            r"(?:week|month|year))\b"
+        ),
+    ),
+    (
+        Kind.NUMBER,
+        re.compile(
+            rf"(?:[$€£¥]\s?|\bUS\$|\bR\$)?\b\d[\d,]*(?:\.\d+)?(?:\s?{_SCALE})*{_UNIT}?|"
+            rf"\b{_NUMBER_WORD}(?:[ -]{_NUMBER_WORD})*(?: {_SCALE})*{_UNIT}|"
+            r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten) (?:million|billion)\b|"
+            r"\bCategory \d\b",
+            re.I,
+        ),
+    ),
+]
+# A run of capitalised words (with inner "of", "de", initials, hyphens and apostrophes):
+# a person, organisation, place or title. Digits may follow ("SMACS 0723", "WASP-96 b").
+_CAP = r"(?:[A-Z]\.|[A-Z][\w'’\-]*)"
+_NAME_RUN = re.compile(
+    rf"{_CAP}(?:(?:\s+(?:of|de|da|del|la|le|van|von|bin|al|the|and|for)(?=\s+[A-Z]))?"
+    rf"\s+(?:{_CAP}|\d[\w\-]*\b(?!\s*(?:%|percent|million|billion))))*"
+)
+# Capitalised words that are not names on their own: sentence openers, months, titles.
+_NOT_NAMES_TEXT = """a an the this that these those it its he she they we i you his her their our my your
+    in on at by for from to of with after before during as and but or if when while where who
+    what which why how there here then now also however meanwhile yet still so but
+    monday tuesday wednesday thursday friday saturday sunday january february march april may
+    june july august september october november december jan feb mar apr aug sep sept oct nov
+    dec mr mrs ms dr president prime minister secretary sen rep gov governor chancellor
+    officials police authorities according read watch related cnn ap reuters"""
+_NOT_NAMES = frozenset(_NOT_NAMES_TEXT.split())
+_TITLE = re.compile(
+    r"\b(?:Mr|Mrs|Ms|Dr|Sir|Dame|President|Minister|Sen|Senator|Rep|Gov|Governor|Chancellor|"
+    r"Secretary|Councillor|Councilor|Mayor|Judge|Justice|Coach|CEO|King|Queen|Pope|"
+    r"Prince|Princess|General|Gen|Chief)\.?\s+$"
+)
+_DIGITS = re.compile(r"\d[\d,.]*")
+_AGE_WORD = re.compile(r"\w+-year-old$", re.I)
+_PLACE_CUE = re.compile(
+    r"\b(?:in|at|near|from|to|across|outside|inside|throughout|into|toward|towards|around|"
+    r"over|along|off|via|"
+    r"northern|southern|eastern|western|central)\s+(?:the\s+)?$",
+    re.I,
+)
+
+
+def names(sentence: str) -> list[Span]:
+    """Capitalised-name runs, minus openers and titles that stand alone."""
+    out = []
+    for m in _NAME_RUN.finditer(sentence):
+        words = m.group(0).split()
+        # Drop leading words that are not names ("The", "In", "President" before a name).
+        while words and (words[0].lower().strip(".") in _NOT_NAMES or _AGE_WORD.match(words[0])):
+            words = words[1:]
+        while words and words[-1].lower().strip(".") in _NOT_NAMES:
+            words = words[:-1]
+        if not words or not any(w[0].isupper() for w in words):
+            continue
+        text = " ".join(words)
+        out.append(Span(Kind.NAME, text, m.start() + m.group(0).find(words[0])))
+    return out
+
+
+def places_in(text: str) -> set[str]:
+    """A gazetteer from the text itself: names it introduces with "in", "at", "near"..."""
+    found = set()
+    for span in names(text):
+        if _PLACE_CUE.search(text[max(0, span.start - 24) : span.start]):
+            found.add(span.text)
+    return found
+
+
+def tag(sentence: str, places: set[str] | frozenset[str] = frozenset()) -> list[Span]:
+    """Every typed span in the sentence; ``places`` are names known to be places."""
+    spans = [
+        Span(kind, m.group(0).strip(" ,"), m.start())
+        for kind, pattern in _TAGGERS
+        for m in pattern.finditer(sentence)
+    ]
+    for span in names(sentence):
+        spans.append(span)
+        cue = _PLACE_CUE.search(sentence[max(0, span.start - 24) : span.start])
+        if cue or span.text in places or any(p in span.text for p in places if len(p) > 3):
+            spans.append(Span(Kind.PLACE, span.text, span.start))
+    return spans
+
+
+# Which span kinds answer which question kind.
+ANSWERED_BY: dict[Kind, frozenset[Kind]] = {
+    Kind.PERSON: frozenset({Kind.NAME}),
+    Kind.NAME: frozenset({Kind.NAME}),
+    Kind.PLACE: frozenset({Kind.PLACE}),
+    Kind.DATE: frozenset({Kind.DATE}),
+    Kind.NUMBER: frozenset({Kind.NUMBER}),
+    Kind.AGE: frozenset({Kind.AGE}),
+}
+
+
+def _person_like(span: Span, sentence: str, places: set[str]) -> bool:
+    """A name that can be someone: not a place, and two words ("Ada Brandt"), or one
+    word that is all or mixed capitals, as organisations write themselves ("JetBlue",
+    "NATO"), or a surname after a title ("President Biden")."""
+    if span.text in places:
+        return False
+    words = span.text.split()
+    return (
+        len(words) >= 2
+        or any(c.isupper() for c in words[0][1:])
+        or bool(_TITLE.search(sentence[: span.start]))
+    )
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a question asks for, and what it already says."""
+
+    kind: Kind
+    terms: frozenset[str]
+    numbers: frozenset[str]  # figures written in the question: never its answer
+
+
+def asked(question: str, kind: Kind | None = None) -> Asked:
+    """``kind`` overrides the question's own (an elliptic follow-up reuses the last one)."""
+    numbers = frozenset(n.strip(",.") for n in _DIGITS.findall(question))
+    return Asked(kind or question_kind(question), frozenset(terms(question)), numbers)
+
+
+def answers(q: Asked, sentence: str, places: set[str] | frozenset[str] = frozenset()) -> list[Span]:
+    """The spans of the sentence that could answer ``q``: of the right kind, and not merely
+    the question's own words (a number or a name the question already gives)."""
+    wanted = ANSWERED_BY.get(q.kind)
+    if not wanted:
+        return []
+    spans = tag(sentence, places)
+    where = {s.text for s in spans if s.kind is Kind.PLACE}
+    out = []
+    for span in spans:
+        if span.kind not in wanted:
+            continue
+        if q.kind is Kind.PERSON and not _person_like(span, sentence, where):
+            continue
+        if q.kind in (Kind.NUMBER, Kind.AGE, Kind.DATE):
+            digits = [d.strip(",.") for d in _DIGITS.findall(span.text)]
+            if digits and all(d in q.numbers for d in digits):
+                continue
+        else:
+            span_terms = set(terms(span.text))
+            if not span_terms or span_terms <= q.terms:
+                continue
+        out.append(span)
+    return out

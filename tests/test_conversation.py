@@ -1,0 +1,220 @@
+"""Conversations, offline: answers of the kind asked, follow-ups, "tell me more", "latest".
+
+The corpus is the seed article plus three short articles a newcomer might add (a chess
+final, a mayor, a bridge vote): the examples of issue 12, where "How old is she?" found the
+mayor's age and "Who voted against the bridge?" the vote count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import SEED, make_settings
+
+from index.answer import Answerer
+from index.followup import is_dependent, keeps_prior
+from index.latest import latest_topic
+from index.prompts import REFUSAL
+
+ARTICLES = [
+    {"url": "https://local.example/2022/05/02/chess", "published": "2022-05-02",
+     "title": "Teenager takes the national chess title", "source": "local.example",
+     "text": "Sixteen-year-old Mira Okafor won the national chess championship on Sunday, "
+             "beating the defending champion in the final round in Leeds. She learned the "
+             "game from her grandfather and trains at a club in her home town. The tournament "
+             "drew 64 players from across the country."},
+    {"url": "https://local.example/2022/05/03/mayor", "published": "2022-05-03",
+     "title": "Mayor opens the new central library", "source": "local.example",
+     "text": "The mayor, Tom Reyes, 58, opened the new central library on Monday. The "
+             "building cost 12 million pounds and holds 200,000 books. Reyes said the library "
+             "would open seven days a week from June."},
+    {"url": "https://local.example/2022/05/04/bridge", "published": "2022-05-04",
+     "title": "Council approves the new river bridge", "source": "local.example",
+     "text": "The city council voted 7 to 2 on Tuesday to approve the new bridge over the "
+             "river. Councillor Ada Brandt, who voted against the bridge, said the money would "
+             "be better spent on schools. Construction is expected to start in March and to "
+             "take two years."},
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def newcomer_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+    from index.ingest import index_paths
+
+    root = tmp_path_factory.mktemp("newcomer")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED, corpus / SEED.name)
+    (corpus / "mine.jsonl").write_text("\n".join(json.dumps(a) for a in ARTICLES) + "\n")
+    summary = index_paths([corpus], make_settings(root), embedder=embedder)
+    assert summary.failed == 0 and summary.added == 4
+    return root
+
+
+@pytest.fixture
+def answerer(tmp_path: Path, newcomer_dir: Path, embedder) -> Answerer:
+    shutil.copytree(newcomer_dir, tmp_path, dirs_exist_ok=True)
+    return Answerer(make_settings(tmp_path), embedder=embedder)
+
+
+def first_sentence(text: str) -> str:
+    return text.split("[1]")[0]
+
+
+# A conversation: (question, words the reply's first sentence must hold, or REFUSAL)
+CONVERSATIONS: dict[str, list[tuple[str, str]]] = {
+    "seed": [
+        ("What did Pakistan and Azerbaijan agree on?", "agreed"),
+        ("and on energy?", "energy"),
+        ("Who attended?", "Mustafayev"),  # refused before: no word of it in the article
+        ("What is the capital of France?", REFUSAL),
+    ],
+    "chess": [
+        ("Who won the chess championship?", "Mira Okafor"),
+        ("How old is she?", "Sixteen-year-old"),  # the mayor's "58" before
+    ],
+    "bridge": [
+        ("Who voted against the bridge?", "Ada Brandt"),  # the 7-to-2 sentence before
+        ("When will construction start?", "March"),
+    ],
+    "mayor": [
+        ("Who opened the new library?", "Tom Reyes"),
+        ("How much did it cost?", "12 million pounds"),
+        ("How many books?", "200,000"),  # ellipsis
+    ],
+}
+
+
+@pytest.mark.parametrize("name", CONVERSATIONS)
+def test_conversations_answer_what_was_asked(answerer: Answerer, name: str) -> None:
+    for question, expected in CONVERSATIONS[name]:
+        answer = answerer.ask(question, name)
+        if expected == REFUSAL:
+            assert answer.refused, (question, answer.text)
+            continue
+        assert not answer.refused, (question, answer.text)
+        assert expected in first_sentence(answer.text), (question, answer.text)
+
+
+def test_who_attended_stands_alone_too(answerer: Answerer) -> None:
+    answer = answerer.ask("Who attended the Joint Ministerial Commission?")
+    assert not answer.refused
+    assert re.search(r"Mustafayev|Asif|Sharif", first_sentence(answer.text))
+
+
+def test_answers_open_with_the_answer_not_the_headline(answerer: Answerer) -> None:
+    answer = answerer.ask("Who won the chess championship?")
+    assert answer.text.startswith("Sixteen-year-old Mira Okafor")
+    assert answer.citations[0].title == "Teenager takes the national chess title"
+
+
+def test_tell_me_more_after_a_refusal_uses_see_also(answerer: Answerer) -> None:
+    refused = answerer.ask("What did the ministers decide about fishing quotas?", "more")
+    assert refused.refused and refused.see_also
+    listed = refused.see_also[0]
+    more = answerer.ask("tell me more about [1]", "more")
+    assert not more.refused
+    assert {c.article_id for c in more.citations} == {listed.article_id}
+
+
+def test_a_rejected_looking_follow_up_is_answered_in_a_conversation(answerer: Answerer) -> None:
+    answerer.ask("Who won the chess championship?", "where")
+    answer = answerer.ask("Where was it?", "where")  # no word to search for on its own
+    assert not answer.refused and "Leeds" in first_sentence(answer.text)
+
+
+def test_a_follow_up_that_names_another_story_leaves_the_previous_article(
+    answerer: Answerer,
+) -> None:
+    answerer.ask("Who won the chess championship?", "move")
+    answer = answerer.ask("What did the mayor open?", "move")
+    assert "library" in first_sentence(answer.text)
+    assert answer.citations[0].title == "Mayor opens the new central library"
+
+
+def test_latest_lists_newest_articles_first(answerer: Answerer) -> None:
+    answer = answerer.ask("What is the latest news?")
+    assert not answer.refused and answer.text != REFUSAL
+    dates = [c.published for c in answer.citations]
+    assert dates == sorted(dates, reverse=True) and len(dates) == 4
+    assert dates[0] == "2025-01-24"
+    for citation in answer.citations:
+        assert f"{citation.published}: " in answer.text and f"[{citation.n}]" in answer.text
+    # "tell me more" works on the listing too.
+    answerer.ask("What's the latest?", "latest")
+    more = answerer.ask("tell me more about [2]", "latest")
+    assert not more.refused
+    assert more.citations[0].title == "Council approves the new river bridge"
+
+
+def test_latest_on_a_topic_and_as_of_a_day(answerer: Answerer) -> None:
+    from datetime import date
+
+    answer = answerer.ask("What's new on the council?", as_of=date(2022, 5, 10))
+    assert not answer.refused
+    assert answer.citations[0].title == "Council approves the new river bridge"
+    assert all(c.published <= "2022-05-10" for c in answer.citations)
+
+
+# question -> the topic of a "latest" question (None: not one)
+LATEST: list[tuple[str, str | None]] = [
+    ("What is the latest news?", ""),
+    ("what's the latest?", ""),
+    ("Latest headlines", ""),
+    ("Any news today?", None),  # no "latest"/"new": an ordinary question
+    ("What's new on Ukraine?", "Ukraine"),
+    ("What is the latest on the Yellowstone flooding?", "the Yellowstone flooding"),
+    ("Any recent news about the heatwave?", "the heatwave"),
+    ("What is the latest inflation rate?", None),  # asks for a figure
+    ("Any new cases?", None),
+]
+
+
+@pytest.mark.parametrize(("question", "topic"), LATEST)
+def test_latest_topic(question: str, topic: str | None) -> None:
+    assert latest_topic(question) == topic
+
+
+# question -> does it lean on the previous turn?
+DEPENDENT: list[tuple[str, bool]] = [
+    ("How old is she?", True),
+    ("Where is it?", True),
+    ("And worldwide so far?", True),
+    ("What was it the month before?", True),
+    ("Which group are they linked to?", True),
+    ("Who attended?", True),
+    ("Which workers walked out this week in a dispute over their pay and conditions?", False),
+    ("Liz Truss is quitting. Who held the record for the shortest time before her?", False),
+]
+
+
+@pytest.mark.parametrize(("question", "dependent"), DEPENDENT)
+def test_is_dependent(question: str, dependent: bool) -> None:
+    assert is_dependent(question) is dependent
+
+
+# follow-up, previous article's text, best other article's text -> keep the previous one?
+PRIOR: list[tuple[str, str, str, bool]] = [
+    ("How old is she?", "Mira Okafor, 16, won.", "The mayor, 58, opened it.", True),
+    ("How old is Bird?", "The Aces beat the Sun.", "Sue Bird, 41, retired.", False),
+    ("What did the mayor open?", "Mira Okafor won the chess title.",
+     "The mayor opened the new library.", False),
+    ("Who is the park's superintendent?", "Flooding closed the park; superintendent Cam "
+     "Sholly said...", "Another park reopened.", True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "prior", "top", "kept"), PRIOR)
+def test_keeps_prior(question: str, prior: str, top: str, kept: bool) -> None:
+    assert keeps_prior(question, prior, top) is kept
+
+
+def test_rejection_without_a_conversation_stays(answerer: Answerer) -> None:
+    from index.answer import QuestionError
+
+    with pytest.raises(QuestionError):
+        answerer.ask("Where is it?")

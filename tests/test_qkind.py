@@ -1,0 +1,113 @@
+"""Question kinds and the answer-type tagger (index.qkind)."""
+
+from __future__ import annotations
+
+import pytest
+
+from index.qkind import Kind, answers, asked, places_in, question_kind, tag
+
+# question -> the kind of answer it asks for
+KINDS: list[tuple[str, Kind]] = [
+    ("Who attended?", Kind.PERSON),
+    ("Who voted against the bridge?", Kind.PERSON),
+    ("Whom did the jury acquit?", Kind.PERSON),
+    ("Whose record did Aaron Judge break?", Kind.PERSON),
+    ("How old is she?", Kind.AGE),
+    ("At what age did he retire?", Kind.AGE),
+    ("When is the runoff?", Kind.DATE),
+    ("What year was Malcolm X assassinated?", Kind.DATE),
+    ("Where is it?", Kind.PLACE),
+    ("Which state is paying the most?", Kind.PLACE),
+    ("Which country's regulator imposed it?", Kind.PLACE),
+    ("Which province was it centered in?", Kind.PLACE),
+    ("How many states have them already?", Kind.NUMBER),
+    ("How much did the film make?", Kind.NUMBER),
+    ("What's the deal worth?", Kind.NUMBER),
+    ("What share of the vote did he get?", Kind.NUMBER),
+    ("How strong is it now?", Kind.NUMBER),
+    ("How long could the check take?", Kind.NUMBER),
+    ("Which galaxy cluster does that picture show?", Kind.NAME),
+    ("Which of her songs spent 10 weeks at No. 1?", Kind.NAME),  # "No." ends no sentence
+    ("What was her maiden name?", Kind.NAME),
+    ("What's the subscription called?", Kind.NAME),
+    ("What company makes it?", Kind.NAME),
+    # the question proper is the last sentence
+    ("Liz Truss is quitting. Who held the record before her?", Kind.PERSON),
+    ("Texas has been busing migrants to Washington too. How many have arrived?", Kind.NUMBER),
+    # no typed answer: the sentence that says most about it wins
+    ("What did Pakistan and Azerbaijan agree on?", Kind.OTHER),
+    ("Why did rail workers walk out?", Kind.OTHER),
+    ("And worldwide so far?", Kind.OTHER),  # ellipsis: the conversation supplies the kind
+    ("What were they charged with?", Kind.OTHER),
+]
+
+
+@pytest.mark.parametrize(("question", "kind"), KINDS)
+def test_question_kind(question: str, kind: Kind) -> None:
+    assert question_kind(question) is kind
+
+
+# question, sentence, the answer spans the tagger finds (empty: the sentence holds none)
+ANSWERS: list[tuple[str, str, list[str]]] = [
+    # ages, in words or figures; the capitalised age is not a name
+    ("How old is she?", "Sixteen-year-old Mira Okafor won the chess championship on Sunday.",
+     ["Sixteen-year-old"]),
+    ("How old is he?", "David DePape, 42, was charged on Monday.", ["42"]),
+    ("How old are they?", "The tracks are about 113 million years old.",
+     ["113 million years old"]),
+    ("How old is she?", "The mayor opened the library on Saturday.", []),
+    # people: names that the question does not already give, not places
+    ("Who voted against the bridge?",
+     "Councillor Ada Brandt, who voted against the bridge, cited the cost.",
+     ["Councillor Ada Brandt"]),
+    ("Who voted against the bridge?", "The council voted 7 to 2 to build the Wey bridge.", []),
+    ("Who attended the Joint Ministerial Commission?",
+     "Vugar Mustafayev met Prime Minister Muhammad Shehbaz Sharif in Islamabad.",
+     ["Vugar Mustafayev", "Muhammad Shehbaz Sharif"]),
+    ("Who is buying Spirit Airlines?", "JetBlue agreed to buy Spirit Airlines.", ["JetBlue"]),
+    ("Who unveiled the image?", "It was unveiled by President Biden at the White House.",
+     ["Biden"]),  # "at the White House": a place
+    # numbers and amounts, not the question's own figures
+    ("How many men were detained?", "Police arrested 31 men near the park.", ["31"]),
+    ("How many of the 31 men were charged?", "All 31 men were released.", []),
+    ("What's the deal worth?", "The Broncos were sold for $4.65 billion to Rob Walton.",
+     ["$4.65 billion"]),
+    ("What was the inflation rate?", "Prices rose 9.1% in the year to June.", ["9.1%"]),
+    ("How strong is it now?", "Fiona is now a Category 4 storm.", ["Category 4"]),
+    # dates
+    ("When is the runoff?", "The runoff will be held on October 30.", ["October 30"]),
+    ("What year was Malcolm X assassinated?", "Malcolm X was killed in 1965 in Manhattan.",
+     ["in 1965"]),
+    # places: introduced by "in", "at", "near"... or known from the article
+    ("Where is the glacier?", "The glacier lies in West Antarctica.", ["West Antarctica"]),
+    ("Where did it land?", "Bermuda braced for the storm.", []),
+    # named things
+    ("Which galaxy cluster does the picture show?",
+     "The image shows the galaxy cluster SMACS 0723.", ["SMACS 0723"]),
+    # no typed kind: nothing to find
+    ("What were they charged with?", "They were charged with conspiracy to riot.", []),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "sentence", "found"), ANSWERS)
+def test_answer_spans(question: str, sentence: str, found: list[str]) -> None:
+    assert [s.text for s in answers(asked(question), sentence)] == found
+
+
+def test_places_come_from_the_text_itself() -> None:
+    article = "Flooding hit towns in Montana. Gardiner was cut off. Crews arrived from Bozeman."
+    places = places_in(article)
+    assert places == {"Montana", "Bozeman"}
+    # A name the article introduced as a place is one wherever it appears.
+    spans = answers(asked("Where did the storm hit?"), "Bozeman was hit hard.", places)
+    assert [s.text for s in spans] == ["Bozeman"]
+
+
+def test_an_elliptic_follow_up_takes_the_kind_it_is_given() -> None:
+    q = asked("And worldwide so far?", Kind.NUMBER)
+    assert [s.text for s in answers(q, "It has made $302 million worldwide.")] == ["$302 million"]
+
+
+def test_months_weekdays_and_openers_are_not_names() -> None:
+    spans = tag("On Monday, The Council met in June.")
+    assert {s.text for s in spans if s.kind is Kind.NAME} == {"Council"}
