@@ -19,10 +19,19 @@ from index.cite import only_listed_markers, strip_markers
 from index.conflicts import find_conflicts, state_conflicts
 from index.embed import Embedder
 from index.errors import QuestionError
-from index.extract import Evidence, answered, pick, score_sentences
+from index.extract import Evidence, answered, pick, score_sentences, wants_more
 from index.history import History, Turn, open_history
 from index.latest import compose_latest, latest_topic, newest_hits
-from index.models import Answer, ArticleHit, Citation, Query, Resolved, citation_for, refusal
+from index.models import (
+    Answer,
+    ArticleHit,
+    Citation,
+    Passage,
+    Query,
+    Resolved,
+    citation_for,
+    refusal,
+)
 from index.qkind import asked
 from index.retrieve import Retriever, day_ts
 from index.settings import Settings
@@ -254,16 +263,26 @@ class Answerer:
             return compose_latest(resolved.hits, resolved.latest, resolved.as_of)
         keyword_index = self.retriever.keyword_index()
         focus = resolved.focus or resolved.standalone
-        evidence = score_sentences(
-            focus,
-            resolved.hits,
-            keyword_index.idf(),
-            context=resolved.context,
-            avoid=resolved.already_said,
-            boilerplate=keyword_index.boilerplate,
-            # What the conversation already named is not the answer ("Who did they beat?").
-            asked=asked(f"{focus} {resolved.context}", resolved.kind),
-        )
+        # What the conversation already named is not the answer ("Who did they beat?").
+        wanted = asked(f"{focus} {resolved.context}", resolved.kind)
+
+        def score(hits: list[ArticleHit]) -> list[Evidence]:
+            return score_sentences(
+                focus,
+                hits,
+                keyword_index.idf(),
+                context=resolved.context,
+                avoid=resolved.already_said,
+                boilerplate=keyword_index.boilerplate,
+                asked=wanted,
+            )
+
+        evidence = score(resolved.hits)
+        if wants_more(wanted, evidence) and resolved.hits:
+            # The answer of the kind asked may sit in a passage retrieval did not keep:
+            # read the top article whole ("She was 73." after three paragraphs).
+            whole = self._whole(resolved.hits[0])
+            evidence = score([whole, *resolved.hits[1:]])
         named = _named_year(resolved.standalone, resolved.query.reference)
         evidence = [
             e
@@ -294,6 +313,19 @@ class Answerer:
         if answer is not None:
             answer.mode = "timeline"  # told from the stored reports, in LLM mode too
         return answer
+
+    def _whole(self, hit: ArticleHit) -> ArticleHit:
+        """``hit`` with every passage of its article (retrieval keeps three)."""
+        got = self.retriever.store.chunks.get(
+            where={"article_id": hit.article_id}, include=["documents", "metadatas"]
+        )
+        known = {p.chunk_id: p for p in hit.passages}
+        floor = min((p.dense for p in hit.passages), default=0.0)
+        passages = [
+            known.get(cid) or Passage(cid, doc or "", int((meta or {}).get("position", 0)), floor)
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
+        ]
+        return replace(hit, passages=sorted(passages, key=lambda p: p.position))
 
     def _stale(self, hit: ArticleHit, as_of: date | None) -> bool:
         """Asked as of a day, a question is about that day's news: years-old articles

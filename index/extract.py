@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from index.bm25 import sentence_key
 from index.models import ArticleHit
-from index.qkind import Asked, answers, places_in
+from index.qkind import ANSWERED_BY, Asked, answers, places_in, without_kind_words
 from index.text import sentences, terms
 
 MAX_SENTENCES = 3
@@ -29,8 +29,11 @@ ARTICLES_READ = 2  # calibrated on dev data: citation precision vs. accuracy
 DEFAULT_IDF = 4.0
 ENTITY_WEIGHT = 0.3  # a question's names, inside an article whose headline carries them
 CONTEXT_SHARE = 0.5  # carried topic's weight, at most, against the follow-up's own words
-KIND_WEIGHT = 0.2  # a sentence holding an answer of the kind asked for
+KIND_WEIGHT = 0.2
+HEADLINE_PENALTY = 0.2  # a headline competes as a sentence, behind the text's own  # a sentence holding an answer of the kind asked for
 KEY_COVERAGE = 0.4  # share of the question's words beside a typed answer that makes it one
+SHORT_SENTENCE = 12  # words: a pronoun-led sentence this short leans on the one before
+_LEANS_BACK = re.compile(r"(?:He|She|It|They|His|Her|Its|Their|That|This)\b")
 _NAME = re.compile(r"[A-Za-z][\w'’\-]*")
 
 
@@ -40,7 +43,7 @@ class Evidence:
     hit: ArticleHit
     rank: int  # the article's rank in retrieval
     order: tuple[int, int]  # (passage position, sentence index): reading order in the article
-    coverage: float  # share of the question's IDF mass this sentence contains
+    coverage: float  # share of the question's own IDF mass (not the carried topic's) it holds
     score: float
     typed: bool = False  # holds an answer of the kind the question asks for
 
@@ -89,7 +92,10 @@ def score_sentences(
     """Rank candidate sentences; ``context`` is the earlier topic of a follow-up, ``avoid``
     holds sentences already given (a follow-up wants something new), and ``asked`` says
     what kind of answer the question wants."""
-    weights = question_weights(question, idf, context)
+    # "How old", "what year": the kind's own words are not the topic to look for.
+    topic = without_kind_words(question) if asked else question
+    weights = question_weights(topic, idf, context)
+    asked_own = question_weights(topic, idf)  # the question's own words, for ``answered``
     names = entity_terms(question)
     out: list[Evidence] = []
     said = {a.lower() for a in avoid}
@@ -99,34 +105,61 @@ def score_sentences(
         given = names & title_terms
         own = {t: w * ENTITY_WEIGHT if t in given else w for t, w in weights.items()}
         places = places_in(" ".join(p.text for p in hit.passages)) if asked else frozenset()
-        for passage in hit.passages:
-            for i, sentence in enumerate(sentences(passage.text)):
-                key = sentence.lower()
-                n_words = len(sentence.split())
-                if key in seen or n_words < 5 or n_words > 80:
-                    continue
-                if boilerplate and sentence_key(sentence) in boilerplate:
-                    continue
-                seen.add(key)
-                typed = bool(asked and answers(asked, sentence, places))
-                # A follow-up wants something new, unless the sentence said already holds
-                # the answer to its new question ("How old is she?").
-                if key in said and not typed:
-                    continue
-                sentence_terms = set(terms(sentence))
-                cov = coverage(sentence_terms, weights)
-                # The article's title gives context the sentence leaves implicit ("it", "he").
-                context = coverage(sentence_terms | title_terms, weights)
-                score = (
-                    0.6 * coverage(sentence_terms, own)
-                    + 0.2 * context
-                    + 0.25 * max(passage.dense, 0.0)
-                    + 0.15 / (1 + rank)
-                    + (KIND_WEIGHT if typed else 0.0)
-                    - (0.05 if sentence.endswith("?") else 0.0)
-                )
-                out.append(Evidence(sentence, hit, rank, (passage.position, i), cov, score, typed))
+        candidates = [
+            (sentence, passage.position, i, passage.dense)
+            for passage in hit.passages
+            for i, sentence in enumerate(with_antecedents(sentences(passage.text)))
+        ]
+        if asked and asked.kind in ANSWERED_BY and hit.passages:
+            # A headline can carry the answer no sentence repeats ("..., dead at 73").
+            best_dense = max(p.dense for p in hit.passages)
+            candidates.append((hit.title.strip(), -1, 0, best_dense - HEADLINE_PENALTY))
+        for sentence, position, i, dense in candidates:
+            key = sentence.lower()
+            n_words = len(sentence.split())
+            if key in seen or n_words < 3 or n_words > 80:
+                continue
+            if boilerplate and sentence_key(sentence) in boilerplate:
+                continue
+            seen.add(key)
+            typed = bool(asked and answers(asked, sentence, places))
+            # Short sentences say little on their own, unless they hold the answer ("She
+            # was 73."); and a follow-up wants something new, unless the sentence said
+            # already holds the answer to its new question ("How old is she?").
+            if (n_words < 5 or key in said or position < 0) and not typed:
+                continue
+            sentence_terms = set(terms(sentence))
+            cov = coverage(sentence_terms, asked_own)
+            # The article's title gives context the sentence leaves implicit ("it", "he").
+            context_cov = coverage(sentence_terms | title_terms, weights)
+            score = (
+                0.6 * coverage(sentence_terms, own)
+                + 0.2 * context_cov
+                + 0.25 * max(dense, 0.0)
+                + 0.15 / (1 + rank)
+                + (KIND_WEIGHT if typed else 0.0)
+                - (0.05 if sentence.endswith("?") else 0.0)
+            )
+            out.append(Evidence(sentence, hit, rank, (position, i), cov, score, typed))
     out.sort(key=lambda e: e.score, reverse=True)
+    return out
+
+
+def wants_more(asked: Asked, evidence: list[Evidence]) -> bool:
+    """A question of a typed kind that the sentences at hand do not answer (``answered``):
+    worth reading the rest of the top article."""
+    return asked.kind in ANSWERED_BY and not answered(evidence)
+
+
+def with_antecedents(parts: list[str]) -> list[str]:
+    """Sentences, each short one that opens with a pronoun joined to the one before it:
+    "She was 73." says whose age only with "Olivia Newton-John ... died on Monday." """
+    out: list[str] = []
+    for sentence in parts:
+        if out and _LEANS_BACK.match(sentence) and len(sentence.split()) <= SHORT_SENTENCE:
+            out.append(f"{out[-1]} {sentence}")
+        else:
+            out.append(sentence)
     return out
 
 

@@ -100,16 +100,20 @@ def resolve(question: str, previous: Turn | None) -> FollowUp:
 
 
 def is_dependent(question: str) -> bool:
-    """Whether the question leans on the previous turn: an opener ("And ..."), too few
-    words, or a pronoun in a short question that does not itself say who is meant ("Liz
-    Truss is quitting. Who ... before her?" does)."""
+    """Whether the question leans on the previous turn: an opener ("And ..."), or too few
+    words or a pronoun in a short question that names nothing itself ("Liz Truss is
+    quitting. Who ... before her?" names whom "her" means)."""
     parts = sentences(question) or [question]
     asked_part = _TIME_PHRASE.sub("", parts[-1])
-    if _OPENER.search(question) or len(terms(question)) <= 2:
+    if _OPENER.search(question):
         return True
-    if len(parts) > 1 and names(" ".join(parts[:-1])):
+    pronoun = _PRONOUN.search(asked_part)
+    # A name of its own makes a short question stand alone ("What is the capital of
+    # France?"), and a preamble that names someone resolves the question's pronouns.
+    named_here = bool(names(asked_part)) and not pronoun
+    if named_here or (len(parts) > 1 and names(" ".join(parts[:-1]))):
         return False
-    return bool(_PRONOUN.search(asked_part) and len(terms(asked_part)) <= 4)
+    return len(terms(question)) <= 2 or bool(pronoun and len(terms(asked_part)) <= 4)
 
 
 def previous_entity(previous: Turn) -> str:
@@ -128,8 +132,10 @@ def previous_entity(previous: Turn) -> str:
 
 def keeps_prior(question: str, prior_text: str, top_text: str) -> bool:
     """Keep reading the previous turn's articles, unless the follow-up clearly moves on:
-    it names something they do not mention while the best other article does, or another
-    article covers its words much better."""
+    it names something they do not mention while the best other article does, or, with no
+    pronoun or opener tying it to the last turn, another article covers its words much
+    better. (A pronoun's question's few words decide nothing: "How old are they?" about
+    tracks "113 million years" old must not move to an article saying "600 years old".)"""
     own = set(terms(question))
     if not own:
         return True
@@ -138,5 +144,7 @@ def keeps_prior(question: str, prior_text: str, top_text: str) -> bool:
     missing = named - prior_terms
     if missing and missing & top_terms:
         return False
+    if _OPENER.search(question) or _PRONOUN.search(question):
+        return True
     share = len(own & prior_terms) / len(own)
     return len(own & top_terms) / len(own) - share < NEW_TOPIC_MARGIN

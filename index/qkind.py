@@ -91,6 +91,19 @@ def question_kind(question: str) -> Kind:
     return Kind.OTHER
 
 
+# The words that only say which kind is asked: "how old", "what year", "what's it called".
+_KIND_WORDS = re.compile(
+    r"\bhow (?:old|long|far|fast|big|large|heavy|high|tall|deep|strong|wide|often)\b|"
+    r"\bwhat age\b|\b(?<=what )(?:year|date|day|month)\b|\bcalled\b|\bname\b",
+    re.I,
+)
+
+
+def without_kind_words(question: str) -> str:
+    """The question minus the words that only name the kind asked for: its topic."""
+    return _KIND_WORDS.sub(" ", question)
+
+
 @dataclass(frozen=True)
 class Span:
     kind: Kind
@@ -124,7 +137,8 @@ _TAGGERS: list[tuple[Kind, re.Pattern[str]]] = [
             r"\baged? \d{1,3}\b|\bage of \d{1,3}\b|\b\d{1,3} years? old\b|"
             r"\b[\d,.]+ (?:million |billion |thousand )?years? (?:old|ago)\b|"
             r"(?<=[A-Za-z]), \d{1,3},|\b(?:died|dies|retired) at \d{1,3}\b|"
-            r"\bat (?:the )?age \d{1,3}\b|\(\d{1,3}\)",
+            r"\bat (?:the )?age \d{1,3}\b|\(\d{1,3}\)|"
+            r"\b(?:was|is|turned|turns|will turn) (?:just |only )?\d{1,3}\b(?![.,]\d|\s*(?:%|[a-z]))",
             re.I,
         ),
     ),

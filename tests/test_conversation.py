@@ -70,7 +70,7 @@ CONVERSATIONS: dict[str, list[tuple[str, str]]] = {
     "seed": [
         ("What did Pakistan and Azerbaijan agree on?", "agreed"),
         ("and on energy?", "energy"),
-        ("Who attended?", "Mustafayev"),  # refused before: no word of it in the article
+        ("Who attended?", "Mustafayev|Sharif|Asif"),  # refused before: "attend" is not in it
         ("What is the capital of France?", REFUSAL),
     ],
     "chess": [
@@ -97,7 +97,7 @@ def test_conversations_answer_what_was_asked(answerer: Answerer, name: str) -> N
             assert answer.refused, (question, answer.text)
             continue
         assert not answer.refused, (question, answer.text)
-        assert expected in first_sentence(answer.text), (question, answer.text)
+        assert re.search(expected, first_sentence(answer.text)), (question, answer.text)
 
 
 def test_who_attended_stands_alone_too(answerer: Answerer) -> None:
@@ -188,6 +188,8 @@ DEPENDENT: list[tuple[str, bool]] = [
     ("Which group are they linked to?", True),
     ("Who attended?", True),
     ("Which workers walked out this week in a dispute over their pay and conditions?", False),
+    ("What is the capital of France?", False),
+    ("How old is Bird?", False),  # a name: it stands alone (the previous article may still)
     ("Liz Truss is quitting. Who held the record for the shortest time before her?", False),
 ]
 
