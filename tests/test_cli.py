@@ -204,6 +204,13 @@ def test_eval_json_indexes_the_corpus_and_scores_it(tmp_path: Path) -> None:
          "date": "2022-07-03"},
         {"question": "Which team won the 2031 Cricket World Cup final?", "answer": "",
          "gold_urls": [], "answerable": False, "date": "2031-12-01"},
+        # A conversation: scored turn by turn, apart from the single questions above.
+        {"id": "chat", "date": "2022-08-16", "turns": [
+            {"question": "Where did the chipmaker open a new plant?", "answer": "Arizona",
+             "gold_urls": ["https://example.com/2022/08/15/chip-plant"]},
+            {"question": "How many people will it employ?", "answer": "2,000",
+             "gold_urls": ["https://example.com/2022/08/15/chip-plant"]},
+        ]},
     ]  # fmt: skip
     qfile = tmp_path / "questions.jsonl"
     qfile.write_text("\n".join(json.dumps(q) for q in questions) + "\n", encoding="utf-8")
@@ -220,6 +227,10 @@ def test_eval_json_indexes_the_corpus_and_scores_it(tmp_path: Path) -> None:
     assert result["citation_precision"] <= 0.5
     assert (result["refusal_rate"], result["false_refusal_rate"]) == (1.0, 0.0)
     assert 0 < result["p50_ms"] <= result["p95_ms"]
+    assert (result["n_conversations"], result["n_followups"]) == (1, 1)
+    assert result["turn1_accuracy"] == 1.0 and result["followup_accuracy"] == 1.0
+    assert result["followup_citation_precision"] == 1.0
+    assert result["followup_refusal_rate"] == 0.0
 
 
 # --- in process: what a person reads ------------------------------------------------------------

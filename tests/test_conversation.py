@@ -16,6 +16,7 @@ import pytest
 from conftest import SEED, make_settings
 
 from index.answer import Answerer
+from index.extract import with_antecedents
 from index.followup import is_dependent, keeps_prior
 from index.latest import latest_topic
 from index.prompts import REFUSAL
@@ -220,3 +221,19 @@ def test_rejection_without_a_conversation_stays(answerer: Answerer) -> None:
 
     with pytest.raises(QuestionError):
         answerer.ask("Where is it?")
+
+
+# sentences -> candidates: a short pronoun-led sentence carries the one it leans on
+ANTECEDENTS: list[tuple[list[str], list[str]]] = [
+    (["Lynn died on Tuesday.", "She was 90."], ["Lynn died on Tuesday.",
+                                                 "Lynn died on Tuesday. She was 90."]),
+    (["The deal closed.", "It was worth $4 billion, the company said on Monday in a filing."],
+     ["The deal closed.", "It was worth $4 billion, the company said on Monday in a filing."]),
+    (["She was 90."], ["She was 90."]),  # nothing to lean on
+    (["A.", "The team won."], ["A.", "The team won."]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("parts", "candidates"), ANTECEDENTS)
+def test_with_antecedents(parts: list[str], candidates: list[str]) -> None:
+    assert with_antecedents(parts) == candidates

@@ -156,6 +156,18 @@ def test_citations_round_trip_exactly(db: Path) -> None:
         assert history.last("tg:-100123:thread:7") == original
 
 
+def test_see_also_round_trips_beside_citations(db: Path) -> None:
+    # "tell me more about [2]" after a refusal needs the near misses it listed.
+    near = [Citation(n=i, title=f"t{i}", source="", published="", url="", quote="",
+                     article_id=f"a{i}") for i in (1, 2)]  # fmt: skip
+    refused = Turn("q", "q", "refused", [], refused=True, created=1.0, see_also=near)
+    with History(db) as history:
+        history.add("c", refused)
+        history.add("d", turn(1, near[:1]))
+        assert history.last("c") == refused
+        assert history.last("d").see_also == [] and history.last("d").citations == near[:1]
+
+
 def test_open_history_uses_settings(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", history_turns=2)
     with open_history(settings) as history:
