@@ -18,8 +18,11 @@ One run, on one machine:
       (default splitter, same embedder) in its own Chroma folder, top K chunks;
    b. BM25 alone over newsdesk's chunks (``Retriever.keyword``, no date filter), top K;
    c. dense alone over newsdesk's chunks (``Retriever.dense``, no time awareness), top K;
-4. the targets of issue 3, pass/fail; printed and written to the "Answering" section of
-   ``bench/RESULTS.md``.
+4. conversations: ``newsdesk eval conversations/dev.jsonl --corpus corpus.jsonl`` in a
+   data dir of its own (``--conv-data-dir`` to reuse one) -> turn-1 and follow-up accuracy,
+   follow-up citation precision and refusals;
+5. the targets of issues 3 and 12, pass/fail; printed and written to the "Answering"
+   section of ``bench/RESULTS.md``.
 
 Duration: dominated by indexing when no index is given. The full corpus is ~38k newsdesk
 chunks plus ~10k starter chunks at ~15-25 chunks/s on 2 cores: about 35-60 min to index
@@ -51,6 +54,7 @@ from common import (
     add_output_options,
     bench_env,
     count_lines,
+    data_file,
     log,
     mb,
     median,
@@ -131,6 +135,17 @@ def main() -> None:
         "indexed first); written to its own section",
     )
     parser.add_argument(
+        "--conv-data-dir",
+        type=Path,
+        help="data dir for the conversation set's index of realtimeqa/corpus.jsonl (218 "
+        "articles, 3-5 min to build; reused and brought up to date if given)",
+    )
+    parser.add_argument(
+        "--no-conversations",
+        action="store_true",
+        help="skip the conversation set (conversations/dev.jsonl)",
+    )
+    parser.add_argument(
         "--source-weights",
         help="also run eval with NEWSDESK_SOURCE_WEIGHTS set to this (e.g. 'cnn.com=1.5': "
         "what a deployment that prefers one outlet would configure); an extra row, the "
@@ -188,6 +203,10 @@ def main() -> None:
             weighted_env = {**env, "NEWSDESK_SOURCE_WEIGHTS": args.source_weights}
             weighted = run_measured(eval_cmd, env=weighted_env, cwd=tmp).check().json()
 
+        conv = None
+        if not args.no_conversations:
+            conv = _conversations(args, tmp)
+
         log(f"[3/5] start-up: bare import, cold `newsdesk ask`, REPL prompt; {args.cold_runs} runs")
         startup = _startup(env, tmp, question["question"], args.cold_runs)
 
@@ -214,10 +233,66 @@ def main() -> None:
             starter_note,
             index_note,
             weighted,
+            conv,
         )
         if args.keep:
             report += f"\n\nKept: data dir `{data_dir}`, starter index `{starter_dir}`."
     publish(SECTION, report, machine, started, args)
+
+
+# --- conversations -------------------------------------------------------------------------------
+def _conversations(args: argparse.Namespace, tmp: Path) -> dict | None:
+    """``newsdesk eval conversations/dev.jsonl --corpus corpus.jsonl`` in a data dir of its
+    own (the conversations were written from the 218-article corpus, not the full feed)."""
+    chats, small = data_file("../conversations/dev.jsonl"), data_file("corpus.jsonl")
+    if not (chats.is_file() and small.is_file()):
+        log("conversations skipped: conversations/dev.jsonl or corpus.jsonl not found")
+        return None
+    conv_dir = (args.conv_data_dir or tmp / "conv-data").resolve()
+    log(f"[2/5] newsdesk eval: conversations over {small.name} -> {conv_dir}")
+    cmd = [*newsdesk_cmd(), "eval", str(chats), "--corpus", str(small), "--json"]
+    return run_measured(cmd, env=bench_env(conv_dir), cwd=tmp).check().json()
+
+
+def _conversation_rows(c: dict) -> list[list[str]]:
+    return [
+        ["turn-1 accuracy", f"{c['turn1_accuracy']:.3f}"],
+        [
+            "turn-1 citation precision (cites a gold article)",
+            f"{c['turn1_citation_precision']:.3f}",
+        ],
+        ["follow-up accuracy", f"{c['followup_accuracy']:.3f}"],
+        ["follow-up citation precision", f"{c['followup_citation_precision']:.3f}"],
+        ["follow-ups refused or rejected", f"{c['followup_refusal_rate']:.3f}"],
+        ["latency p50 / p95 (every turn)", f"{c['p50_ms']:.0f} / {c['p95_ms']:.0f} ms"],
+        ["conversations / follow-ups", f"{c['n_conversations']} / {c['n_followups']}"],
+    ]
+
+
+def _issue12_targets(m: dict, c: dict | None) -> list[list[str]]:
+    rows = []
+    if c is not None:
+        rows += [
+            ["conversations: turn-1 accuracy >= 0.85", f"{c['turn1_accuracy']:.3f}",
+             verdict(c["turn1_accuracy"] >= 0.85)],
+            ["conversations: follow-up accuracy >= 0.80", f"{c['followup_accuracy']:.3f}",
+             verdict(c["followup_accuracy"] >= 0.80)],
+            ["conversations: follow-ups refused or rejected <= 0.02",
+             f"{c['followup_refusal_rate']:.3f}", verdict(c["followup_refusal_rate"] <= 0.02)],
+        ]  # fmt: skip
+    rows += [
+        ["RealTimeQA dev accuracy >= 0.72", f"{m['accuracy']:.3f}", verdict(m["accuracy"] >= 0.72)],
+        ["citation support >= 0.92", f"{m['citation_support']:.3f}",
+         verdict(m["citation_support"] >= 0.92)],
+        ["false refusals <= 0.05", f"{m['false_refusal_rate']:.3f}",
+         verdict(m["false_refusal_rate"] <= 0.05)],
+        ["refusals on unanswerable >= 0.95", f"{m['refusal_rate']:.3f}",
+         verdict(m["refusal_rate"] >= 0.95)],
+        ["warm p50 <= 60 ms / p95 <= 200 ms", f"{m['p50_ms']:.0f} / {m['p95_ms']:.0f} ms",
+         verdict(m["p50_ms"] <= 60 and m["p95_ms"] <= 200)],
+        ["mc_accuracy (reported, no target)", f"{m.get('mc_accuracy', 0.0):.3f}", "-"],
+    ]  # fmt: skip
+    return rows
 
 
 # --- start-up -------------------------------------------------------------------------------------
@@ -472,6 +547,7 @@ def _report(
     starter_note: str,
     index_note: str,
     weighted: dict | None = None,
+    conv: dict | None = None,
 ) -> str:
     def f(x: float) -> str:
         return f"{x:.3f}"
@@ -509,6 +585,7 @@ def _report(
             ["answer accuracy (answerable)", f(m["accuracy"])],
             ["citation precision (cited article is a gold URL)", f(m["citation_precision"])],
             ["citation support (cited article holds the answer)", f(m["citation_support"])],
+            ["multiple-choice accuracy (choice the answer supports)", f(m.get("mc_accuracy", 0))],
             ["refusal rate (unanswerable)", f(m["refusal_rate"])],
             ["false refusal rate (answerable)", f(m["false_refusal_rate"])],
             ["warm latency p50 / p95", f"{m['p50_ms']:.0f} / {m['p95_ms']:.0f} ms"],
@@ -595,6 +672,20 @@ def _report(
             ("Answers and latency", answers),
             ("Start-up", _startup_table(startup)),
             ("Targets", targets),
+            *(
+                [
+                    (
+                        "Conversations (conversations/dev.jsonl over corpus.jsonl)",
+                        table(["metric", "newsdesk (offline)"], _conversation_rows(conv)),
+                    )
+                ]
+                if conv
+                else []
+            ),
+            (
+                "Targets (issue 12)",
+                table(["target (issue 12)", "measured", "result"], _issue12_targets(m, conv)),
+            ),
         ],
         notes,
     )

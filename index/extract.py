@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from index.bm25 import sentence_key
 from index.models import ArticleHit
-from index.qkind import ANSWERED_BY, Asked, answers, places_in, without_kind_words
+from index.qkind import ANSWERED_BY, Asked, answers, near, places_in, without_kind_words
 from index.text import sentences, terms
 
 MAX_SENTENCES = 3
@@ -46,11 +46,12 @@ class Evidence:
     coverage: float  # share of the question's own IDF mass (not the carried topic's) it holds
     score: float
     typed: bool = False  # holds an answer of the kind the question asks for
+    bonus: float = 0.0  # what that added to the score
 
     @property
     def confidence(self) -> float:
         """The score without the kind bonus: a name or number alone is no evidence."""
-        return self.score - (KIND_WEIGHT if self.typed else 0.0)
+        return self.score - self.bonus
 
 
 def question_weights(question: str, idf: dict[str, float], context: str = "") -> dict[str, float]:
@@ -122,7 +123,13 @@ def score_sentences(
             if boilerplate and sentence_key(sentence) in boilerplate:
                 continue
             seen.add(key)
-            typed = bool(asked and answers(asked, sentence, places))
+            spans = answers(asked, sentence, places) if asked else []
+            typed = bool(spans)
+            # An answer beside the question's key terms counts fully, one elsewhere half.
+            bonus = 0.0
+            if spans:
+                close = any(near(asked, sentence, span) for span in spans)
+                bonus = KIND_WEIGHT if close else KIND_WEIGHT / 2
             # Short sentences say little on their own, unless they hold the answer ("She
             # was 73."); and a follow-up wants something new, unless the sentence said
             # already holds the answer to its new question ("How old is she?").
@@ -137,10 +144,10 @@ def score_sentences(
                 + 0.2 * context_cov
                 + 0.25 * max(dense, 0.0)
                 + 0.15 / (1 + rank)
-                + (KIND_WEIGHT if typed else 0.0)
+                + bonus
                 - (0.05 if sentence.endswith("?") else 0.0)
             )
-            out.append(Evidence(sentence, hit, rank, (position, i), cov, score, typed))
+            out.append(Evidence(sentence, hit, rank, (position, i), cov, score, typed, bonus))
     out.sort(key=lambda e: e.score, reverse=True)
     return out
 

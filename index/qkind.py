@@ -184,6 +184,7 @@ _TITLE = re.compile(
     r"Secretary|Councillor|Councilor|Mayor|Judge|Justice|Coach|CEO|King|Queen|Pope|"
     r"Prince|Princess|General|Gen|Chief)\.?\s+$"
 )
+_WORD = re.compile(r"[\w'’\-$%.,]+")
 _DIGITS = re.compile(r"\d[\d,.]*")
 _AGE_WORD = re.compile(r"\w+-year-old$", re.I)
 _PLACE_CUE = re.compile(
@@ -250,8 +251,8 @@ def _person_like(span: Span, sentence: str, places: set[str]) -> bool:
     """A name that can be someone: not a place, and two words ("Ada Brandt"), or one
     word that is all or mixed capitals, as organisations write themselves ("JetBlue",
     "NATO"), or a surname after a title ("President Biden")."""
-    if span.text in places:
-        return False
+    if span.text in places or sentence[span.start - 1 : span.start] == "(":
+        return False  # a place, or an abbreviation of the words before it ("(ACP)")
     words = span.text.split()
     return (
         len(words) >= 2
@@ -283,9 +284,13 @@ def answers(q: Asked, sentence: str, places: set[str] | frozenset[str] = frozens
         return []
     spans = tag(sentence, places)
     where = {s.text for s in spans if s.kind is Kind.PLACE}
+    dates = [(s.start, s.start + len(s.text)) for s in spans if s.kind is Kind.DATE]
     out = []
     for span in spans:
         if span.kind not in wanted:
+            continue
+        # A figure inside a date ("in 2024", "October 2") is no amount.
+        if span.kind is Kind.NUMBER and any(a <= span.start < b for a, b in dates):
             continue
         if q.kind is Kind.PERSON and not _person_like(span, sentence, where):
             continue
@@ -299,3 +304,16 @@ def answers(q: Asked, sentence: str, places: set[str] | frozenset[str] = frozens
                 continue
         out.append(span)
     return out
+
+
+def near(q: Asked, sentence: str, span: Span, window: int = 8) -> bool:
+    """Whether ``span`` sits within ``window`` words of one of the question's key terms:
+    "the nearly $25 billion deal" answers "what is the merger worth" better than a figure
+    at the far end of a long sentence."""
+    words = [(m.start(), terms(m.group(0))) for m in _WORD.finditer(sentence)]
+    at = sum(1 for start, _ in words if start < span.start)
+    end = at + len(span.text.split())
+    return any(
+        stems and set(stems) & q.terms and (at - window <= i < end + window) and not at <= i < end
+        for i, (_, stems) in enumerate(words)
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from index.qkind import Kind, answers, asked, places_in, question_kind, tag
+from index.qkind import Kind, answers, asked, near, places_in, question_kind, tag
 
 # question -> the kind of answer it asks for
 KINDS: list[tuple[str, Kind]] = [
@@ -65,11 +65,13 @@ ANSWERS: list[tuple[str, str, list[str]]] = [
      "Vugar Mustafayev met Prime Minister Muhammad Shehbaz Sharif in Islamabad.",
      ["Vugar Mustafayev", "Muhammad Shehbaz Sharif"]),
     ("Who is buying Spirit Airlines?", "JetBlue agreed to buy Spirit Airlines.", ["JetBlue"]),
+    ("Who signed it?", "They signed the commercial agreement (ACP) in July.", []),  # abbreviation
     ("Who unveiled the image?", "It was unveiled by President Biden at the White House.",
      ["Biden"]),  # "at the White House": a place
     # numbers and amounts, not the question's own figures
     ("How many men were detained?", "Police arrested 31 men near the park.", ["31"]),
     ("How many of the 31 men were charged?", "All 31 men were released.", []),
+    ("How much is the merger worth?", "The merger should close in 2024, on October 2.", []),
     ("What's the deal worth?", "The Broncos were sold for $4.65 billion to Rob Walton.",
      ["$4.65 billion"]),
     ("What was the inflation rate?", "Prices rose 9.1% in the year to June.", ["9.1%"]),
@@ -111,3 +113,19 @@ def test_an_elliptic_follow_up_takes_the_kind_it_is_given() -> None:
 def test_months_weekdays_and_openers_are_not_names() -> None:
     spans = tag("On Monday, The Council met in June.")
     assert {s.text for s in spans if s.kind is Kind.NAME} == {"Council"}
+
+
+# question, sentence, answer span -> within a few words of the question's key terms?
+NEAR: list[tuple[str, str, str, bool]] = [
+    ("What is the merger worth?", "The merger is worth $25 billion, analysts said.",
+     "$25 billion", True),
+    ("What is the merger worth?", "The merger, first floated by analysts who follow the "
+     "grocery trade closely for years, also lifted shares 4% on Friday.", "4%", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "sentence", "span", "close"), NEAR)
+def test_near_key_terms(question: str, sentence: str, span: str, close: bool) -> None:
+    q = asked(question)
+    (found,) = [s for s in answers(q, sentence) if s.text == span]
+    assert near(q, sentence, found) is close
