@@ -13,6 +13,7 @@ from datetime import date
 
 import numpy as np
 
+from index.cite import strip_markers
 from index.models import Answer, ArticleHit, Query, citation_for
 from index.retrieve import Retriever, day_ts
 from index.text import sentences
@@ -71,9 +72,10 @@ def compose_latest(hits: list[ArticleHit], topic: str, as_of: date | None) -> An
     lines = [f"The newest articles{about}{when}, newest first:"]
     citations = []
     for n, hit in enumerate(hits, 1):
-        lead = _lead(hit)
+        lead = strip_markers(_lead(hit))  # an article's own "[9]" is not a citation
         day = hit.published or "undated"
-        lines.append(f"{n}. {day}: {hit.title.strip()}. {lead} [{n}]".replace(". . ", ". "))
+        title = strip_markers(hit.title.strip())
+        lines.append(f"{n}. {day}: {title}. {lead} [{n}]".replace(". . ", ". "))
         citations.append(citation_for(n, hit, lead))
     return Answer(text="\n".join(lines), citations=citations, question=topic, mode="latest")
 
