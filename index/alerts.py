@@ -94,10 +94,16 @@ class FollowMatcher:
         return np.concatenate(vectors), metas
 
     def match(
-        self, topics: list[str], new_ids: Iterable[str], reference: date | None = None
+        self,
+        topics: list[str],
+        new_ids: Iterable[str],
+        reference: date | None = None,
+        *,
+        as_of: date | None = None,
     ) -> tuple[dict[str, list[Matched]], int]:
         """topic -> new articles that match it (best first); and how many topics were
-        retrieved for after the pre-check."""
+        retrieved for after the pre-check. ``as_of`` hides later articles (replaying an
+        archive day by day)."""
         from index.models import Query
 
         new = set(new_ids)
@@ -120,7 +126,8 @@ class FollowMatcher:
                 best[owner] = max(best.get(owner, -1.0), sim)
             retrieved += 1
             hits = self.retriever.retrieve(
-                Query(text=topic, reference=reference), k=self.settings.alert_top_k
+                Query(text=topic, end=as_of, reference=reference or as_of),
+                k=self.settings.alert_top_k,
             )
             found = []
             for rank, hit in enumerate(hits):
