@@ -13,7 +13,7 @@ the pre-check drops nothing retrieval would have kept.
 
 One alert per story: a story id in the chunk metadata (when stories are indexed) or, without
 one, a near-duplicate headline, counts as the same story; a story already alerted to a chat
-is not alerted again.
+is not alerted again. A follow gets at most one alert per cycle: its best-ranked new story.
 """
 
 from __future__ import annotations
@@ -177,7 +177,10 @@ def alerts_for(
     matches: dict[str, list[Matched]],
     fresh: dict[str, dict],
 ) -> list[Alert]:
-    """One alert per chat and story; only articles indexed after the follow was made."""
+    """At most one alert per follow and cycle (its best-ranked new story), one per chat and
+    story ever; only articles indexed after the follow was made. (On the labelled stories,
+    alerting every matching report of a cycle sent 3 alerts for one story on its first day,
+    2 of them digests and previews that mention it.)"""
     out: list[Alert] = []
     seen: dict[Chat, tuple[set[str], list[str]]] = {}
     for follow in every:
@@ -201,6 +204,7 @@ def alerts_for(
                     m.title, m.url, m.source, m.published, m.sentence,
                 )
             )  # fmt: skip
+            break  # the follow's best new story this cycle; the rest are more of the same news
     return out
 
 
