@@ -196,7 +196,8 @@ class NewsdeskBot:
     async def on_error(self, update: object, context: Context) -> None:
         """Log the failure with its traceback; tell the user, without internals."""
         watch = context.application.bot_data.get("poll_watch")
-        if update is None and isinstance(context.error, TelegramError) and watch is not None:
+        polling = update is None and context.job is None  # not an update's, not a job's
+        if polling and isinstance(context.error, TelegramError) and watch is not None:
             # Polling trouble (run_polling reports it here): PTB retries by itself; the
             # watch logs one line per episode and gives up on a revoked token.
             watch.on_error(context.error)

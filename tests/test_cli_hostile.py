@@ -164,7 +164,7 @@ def test_a_bm25_path_that_is_a_file_is_named_in_one_line(
 
 def test_undecodable_argv_bytes_in_a_real_process(tmp_path: Path) -> None:
     env = cli_env(tmp_path / "data", tmp_path / "corpus")
-    for args, code in [([b"ask", b"\xff\xfe\x80"], 1), ([b"\xff\xfe"], 2)]:
+    for args, code in [([b"ask", b"\xff\xfe\x80"], 1)]:
         proc = subprocess.run(
             [sys.executable, "-m", "bot.cli", *args],
             env=env,

@@ -173,10 +173,10 @@ def test_polling_conflict_warns_once_and_a_revoked_token_ends_the_process(
 # --- stopping -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_stop_signal_ends_the_bot_while_an_answer_hangs(
-    tmp_path: Path, seeded: Settings, fake_openai: FakeOpenAI, sig: signal.Signals
+def test_sigterm_ends_the_bot_while_an_answer_hangs(
+    tmp_path: Path, seeded: Settings, fake_openai: FakeOpenAI
 ) -> None:
+    sig = signal.SIGTERM  # (SIGINT: the upload test below)
     log = tmp_path / "bot.log"
     with FakeTelegram(token=TOKEN) as tg:
         env = cli_env(
@@ -261,3 +261,33 @@ def test_malformed_webhook_bodies_get_400_and_one_log_line(
     assert all(r.levelno == logging.WARNING and r.exc_info is None for r in lines)
     assert not any(r.levelno >= logging.ERROR for r in caplog.records), caplog.text[-3000:]
     assert tg.texts(51) == [shown(echo("still there?"))]
+
+
+def test_a_stop_signal_ends_the_bot_while_an_upload_is_indexed(tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    rows = [
+        f'{{"url": "https://example.com/{i}", "title": "Harbour report {i}", '
+        f'"text": "{"The harbour council met about the budget again. " * 12}{i}"}}'
+        for i in range(400)
+    ]
+    log = tmp_path / "bot.log"
+    with FakeTelegram(token=TOKEN) as tg:
+        env = bot_env(tmp_path, tg, NEWSDESK_TELEGRAM_ADMINS="77")
+        proc = BotProcess(env, tmp_path, log)
+        try:
+            proc.wait_until(polling_started(tg, 0), "polling")
+            tg.send_document(77, 77, "harbour.jsonl", "\n".join(rows).encode())
+            proc.wait_until(
+                lambda: any(t.startswith("Indexing harbour.jsonl") for t in tg.texts(77)),
+                "the upload's first reply",
+            )
+            time.sleep(1.0)  # into the indexing
+            proc.proc.send_signal(signal.SIGINT)
+            proc.proc.wait(STOP_BOUND)
+        finally:
+            proc.stop()
+    text = log.read_text(errors="replace")
+    assert proc.proc.returncode == 0, text[-3000:]
+    assert "SIGINT: stopping" in text
+    assert "Traceback" not in text
+    assert not tg.texts(77)[0].startswith("Added")  # it was stopped before the end
