@@ -85,6 +85,7 @@ def test_a_big_upload_is_indexed_in_the_background(
     assert "added 40" in final
     edits = status_edits(tg, ADMIN, first["message_id"])
     progress = edits[:-1]
+    assert progress  # embedding 40 articles takes longer than one 0.2 s progress tick
     assert all(
         e.startswith("Indexing harbour.jsonl: ") and "of 40 articles done" in e for e in progress
     )
