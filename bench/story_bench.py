@@ -138,12 +138,13 @@ def main() -> None:
         migration, on, off = question_figures(args, tmp)
     keys = ["hit@1", "hit@5", "mrr@10", "accuracy", "citation_precision", "citation_support",
             "story_citation_precision", "story_hit@1", "story_hit@5", "p50_ms", "p95_ms"]  # fmt: skip
-    rows = [[k, off.get(k, "-"), on.get(k, "-")] for k in keys]
+    rows = [[k, "-" if k.startswith("story_") else off.get(k, "-"), on.get(k, "-")] for k in keys]
     parts.append(("Questions", table(["", "every report alone", "one slot per story"], rows)))
     notes.append(
         f"Questions: {on['n_answerable']} answerable, {on['n_unanswerable']} unanswerable "
         f"({args.questions.name}) over {args.corpus.name}; the story figures count a source as "
-        "right when it shares a story with a gold article."
+        "right when it shares a story with a gold article. Latencies are of this process on a "
+        "shared machine; the two runs are not a latency comparison."
     )
     notes.append(
         f"Index run on the copied data dir: {migration['added']} added, "
