@@ -44,6 +44,7 @@ _DATE = re.compile(
     rf"\b(?:(?:{_MONTHS})\.?\s+\d{{1,2}}(?:,\s*\d{{4}})?|\d{{1,2}}\s+(?:{_MONTHS})"
     r"|(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday))\b"
 )
+_WEEKDAY = re.compile(r"Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday")
 _NAME = re.compile(r"\b[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*")
 _PLACE = re.compile(r"\b(?:in|at|near|from)\s+((?:the\s+)?[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)*)")
 _YEAR = re.compile(r"^(19|20)\d\d$")
@@ -72,6 +73,9 @@ _STOP_AFTER = frozenset(
         "are",
     ]
 )
+
+
+MIN_COVERAGE = 0.4  # share of the question's (IDF-weighted) words a side's sentence must hold
 
 
 @dataclass
@@ -133,10 +137,37 @@ def _with_noun(sentence: str, end: int, number: str) -> str:
     return number
 
 
+_SMALL_NUMBERS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+)
+_WORD_VALUES = {w: str(i) for i, w in enumerate(_SMALL_NUMBERS.split())}
+
+
 def _key(value: str, kind: str) -> str:
     if kind == "number":
-        return value.split()[0].replace(",", "").lower()
+        first = value.split()[0].replace(",", "").lower()
+        return _WORD_VALUES.get(first, first)
     return " ".join(terms(value))
+
+
+def _unit(value: str) -> str:
+    """What a number counts: the word after it, or its sign ("12 people", "60%", "$4.1")."""
+    parts = value.split()
+    if len(parts) > 1:
+        return " ".join(terms(parts[1])) or parts[1].lower()
+    return "%" if value.endswith("%") else "$" if value.startswith("$") else ""
+
+
+def comparable(a: str, b: str, kind: str) -> bool:
+    """Values that say the same kind of thing: numbers of the same unit ("12 people" and
+    "14 people", not "six months" and "two"), calendar dates (not "Monday" and "Tuesday",
+    which two reports written on different days mean differently)."""
+    if kind == "number":
+        return _unit(a) == _unit(b)
+    if kind == "date":
+        return not _WEEKDAY.fullmatch(a) and not _WEEKDAY.fullmatch(b)
+    return True
 
 
 def find_conflicts(
@@ -158,6 +189,8 @@ def find_conflicts(
         for report in [hit, *hit.reports]:
             evidence = score_sentences(question, [report], idf, boilerplate=boilerplate)
             for ev in evidence[:2]:
+                if ev.coverage < MIN_COVERAGE:
+                    break  # a sentence about something else: its numbers answer nothing
                 value = value_in(ev.sentence, kind, question)
                 if value:
                     sides.append(Side(report, ev.sentence, value))
@@ -176,6 +209,8 @@ def _disagreeing(sides: list[Side], kind: str, text_of: Callable[[ArticleHit], s
     first_text = text_of(first.hit).lower()
     for other in sides[1:]:
         if _key(other.value, kind) == _key(first.value, kind):
+            continue
+        if not comparable(first.value, other.value, kind):
             continue
         # Either report naming the other's value: an update or a detail, not a disagreement.
         if _mentions(first_text, other.value, kind) or _mentions(

@@ -53,6 +53,26 @@ def test_value_in_sentence(sentence: str, kind: str, question: str, value: str) 
     assert value_in(sentence, kind, question) == value
 
 
+# (value, value, kind) -> could they disagree? (found as false alarms on the real feed)
+COMPARABLE_CASES = [
+    ("12 people", "14 people", "number", True),
+    ("six months", "two", "number", False),  # "two-time Olympic gold medalist"
+    ("60%", "Nine months", "number", False),
+    ("20%", "130 school", "number", False),
+    ("Tuesday", "Monday", "date", False),  # relative to each report's own day
+    ("July 12", "July 14", "date", True),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "kind", "expected"), COMPARABLE_CASES)
+def test_only_values_of_the_same_kind_can_disagree(
+    a: str, b: str, kind: str, expected: bool
+) -> None:
+    from index.conflicts import comparable
+
+    assert comparable(a, b, kind) is expected
+
+
 def report(source: str, day: int, toll_sentence: str, title: str) -> dict:
     return {
         "url": f"https://{source}/2022/07/0{day}/ecuador-quake",
