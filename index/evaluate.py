@@ -39,6 +39,8 @@ from index.story_eval import StoryTally, is_story_record, score_index
 from index.text import terms
 
 RANKS = (1, 5, 10)
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+_REASON = re.compile(r"LLM unavailable \((.*)\); offline answer shown")
 _QUOTES = re.compile(r"[\"'“”‘’`]")
 
 
@@ -115,6 +117,7 @@ class _Tally:
     latencies: list[float] = field(default_factory=list)
     details: list[dict] = field(default_factory=list)
     story: StoryTally | None = None  # story-level citation figures of single questions
+    answers: list[Answer] = field(default_factory=list)  # every final answer given
 
 
 def evaluate(
@@ -167,8 +170,42 @@ def evaluate(
             "n_conversations": first.n,
             "n_followups": follow.n,
         }
+    result |= answer_checks(tally.answers, llm=engine.answerer.llm is not None)
     result["details"] = tally.details
     return result
+
+
+def answer_checks(answers: list[Answer], *, llm: bool) -> dict:
+    """Markers in final answers that point to no listed citation (always 0, if citations
+    are checked as they should be); in LLM mode, the share of answers that fell back to
+    the offline answer, by reason."""
+    out: dict = {"dangling_markers": sum(len(dangling(a)) for a in answers)}
+    if llm:
+        # What went to the LLM: not the offline refusals, timelines and listings.
+        given = [
+            a
+            for a in answers
+            if a.mode not in ("timeline", "latest")
+            and not (a.refused and a.mode == "offline" and not a.note)
+        ]
+        reasons: dict[str, int] = {}
+        for a in given:
+            if a.note.startswith("LLM unavailable"):
+                reason = _REASON.search(a.note)
+                key = reason.group(1) if reason else a.note
+                reasons[key] = reasons.get(key, 0) + 1
+        out |= {
+            "llm_answers": sum(a.mode == "llm" for a in given),
+            "fallback_rate": _ratio(sum(reasons.values()), len(given)),
+            "fallback_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        }
+    return out
+
+
+def dangling(answer: Answer) -> list[int]:
+    """The [n] markers of the answer's text with no citation numbered n."""
+    listed = {c.n for c in answer.citations}
+    return [int(n) for n in _MARKER.findall(answer.text) if int(n) not in listed]
 
 
 def _as_of(row: dict) -> date | None:
@@ -183,6 +220,7 @@ def _single(engine: NewsQueryEngine, q: dict, tally: _Tally) -> None:
     response = engine.with_as_of(as_of).query(q["question"])
     resolved, answer = response.metadata["resolved"], response.metadata["answer"]
     tally.latencies.append((time.perf_counter() - started) * 1000)
+    tally.answers.append(answer)
     ranked = [canonical_url(h.url) for h in resolved.hits]
     first = next((i for i, url in enumerate(ranked) if url in gold), None)
     if answerable:
@@ -218,6 +256,8 @@ def _single(engine: NewsQueryEngine, q: dict, tally: _Tally) -> None:
             "refused": answer.refused,
             "gold_rank": first,
             "answer": answer.text,
+            "mode": answer.mode,
+            "note": answer.note,
         }
     )
 
@@ -233,6 +273,8 @@ def _conversation(engine: NewsQueryEngine, conv: dict, tally: _Tally) -> None:
             except QuestionError:
                 answer = None  # rejected as a question: refused, as far as the user can tell
             tally.latencies.append((time.perf_counter() - started) * 1000)
+            if answer is not None:
+                tally.answers.append(answer)
             gold = {canonical_url(u) for u in turn.get("gold_urls") or []}
             kind = tally.first if i == 0 else tally.follow
             right = kind.add(str(turn.get("answer", "")), gold, answer)
@@ -245,6 +287,8 @@ def _conversation(engine: NewsQueryEngine, conv: dict, tally: _Tally) -> None:
                     "correct": right,
                     "cited": [c.url for c in answer.citations] if answer else [],
                     "answer": answer.text if answer else "",
+                    "mode": answer.mode if answer else "",
+                    "note": answer.note if answer else "",
                 }
             )
     finally:

@@ -9,7 +9,8 @@ import pytest
 
 from index.answer import Answerer
 from index.engine import NewsQueryEngine
-from index.evaluate import best_choice, evaluate, load_questions
+from index.evaluate import answer_checks, best_choice, dangling, evaluate, load_questions
+from index.models import Answer, Citation
 from index.settings import Settings
 
 RAIL = "https://example.com/2022/06/10/rail-strike"
@@ -94,3 +95,36 @@ MC_CASES: list[tuple[list[str], str, str, str]] = [
 @pytest.mark.parametrize(("choices", "answer", "evidence", "picked"), MC_CASES)
 def test_best_choice(choices: list[str], answer: str, evidence: str, picked: str) -> None:
     assert best_choice(choices, answer, evidence) == picked
+
+
+def cite(n: int) -> Citation:
+    return Citation(n=n, title="t", source="s", published="", url="", quote="q")
+
+
+# answer text, citation numbers listed -> markers pointing to nothing
+DANGLING: list[tuple[str, list[int], list[int]]] = [
+    ("It rose [1], then fell [2].", [1, 2], []),
+    ("As Source 2 says [2] and [3].", [1, 2], [3]),
+    ("No markers at all.", [], []),
+    ("Twice [4] and again [4].", [1], [4, 4]),
+]
+
+
+@pytest.mark.parametrize(("text", "listed", "found"), DANGLING)
+def test_dangling_markers(text: str, listed: list[int], found: list[int]) -> None:
+    assert dangling(Answer(text=text, citations=[cite(n) for n in listed])) == found
+
+
+def test_llm_fallbacks_are_counted_by_reason() -> None:
+    answers = [
+        Answer("A [1].", [cite(1)], mode="llm"),
+        Answer("B [1].", [cite(1)], note="LLM unavailable (timed out after 60s); offline answer shown."),
+        Answer("C [1].", [cite(1)], note="LLM unavailable (HTTP 500); offline answer shown."),
+        Answer("D [1] [9].", [cite(1)], note="LLM unavailable (timed out after 60s); offline answer shown."),
+        Answer("refused", refused=True),  # offline refusal: never went to the LLM
+    ]  # fmt: skip
+    checks = answer_checks(answers, llm=True)
+    assert checks["dangling_markers"] == 1
+    assert checks["llm_answers"] == 1 and checks["fallback_rate"] == 0.75
+    assert checks["fallback_reasons"] == {"timed out after 60s": 2, "HTTP 500": 1}
+    assert answer_checks(answers, llm=False) == {"dangling_markers": 1}
