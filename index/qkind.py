@@ -254,6 +254,8 @@ def _person_like(span: Span, sentence: str, places: set[str]) -> bool:
     if span.text in places or sentence[span.start - 1 : span.start] == "(":
         return False  # a place, or an abbreviation of the words before it ("(ACP)")
     words = span.text.split()
+    if any(c.isdigit() for c in span.text):
+        return False  # "WASP-96 b", "SMACS 0723": things, not people
     return (
         len(words) >= 2
         or any(c.isupper() for c in words[0][1:])

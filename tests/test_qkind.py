@@ -66,6 +66,7 @@ ANSWERS: list[tuple[str, str, list[str]]] = [
      ["Vugar Mustafayev", "Muhammad Shehbaz Sharif"]),
     ("Who is buying Spirit Airlines?", "JetBlue agreed to buy Spirit Airlines.", ["JetBlue"]),
     ("Who signed it?", "They signed the commercial agreement (ACP) in July.", []),  # abbreviation
+    ("Who unveiled it?", "NASA's telescope captured a spectrum of WASP-96 b.", ["NASA's"]),
     ("Who unveiled the image?", "It was unveiled by President Biden at the White House.",
      ["Biden"]),  # "at the White House": a place
     # numbers and amounts, not the question's own figures
