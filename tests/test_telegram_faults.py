@@ -94,6 +94,7 @@ def test_endless_flood_limits_are_given_up_with_a_log_line(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")  # PTB 22 warns in RetryAfter() otherwise
     monkeypatch.setattr(bot.telegram, "RATE_LIMIT_RETRIES", 0)
     monkeypatch.setattr(bot.telegram_delivery, "FLOOD_WAIT_TOTAL", 2.5)
     settings = bot_settings(tmp_path, tg)
