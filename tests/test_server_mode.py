@@ -128,3 +128,21 @@ def test_status_json_via_cli_reports_server_mode(
     assert status["chroma"] == f"{server_settings.chroma_host}:{server_settings.chroma_port}"
     assert (status["articles"], status["chunks"]) == (1, summary.chunks)
     assert status["collection"] == server_settings.collection
+
+
+def test_stories_are_shared_through_the_server(
+    tmp_path: Path, server_settings: Settings, embedder: LocalEmbedder
+) -> None:
+    """Story ids live in the server's collections: another client sees the same stories."""
+    from test_story_index import BAKE, QUAKE_A, QUAKE_B, assert_stories_consistent, write
+
+    from index.story_store import StoryMap
+
+    feed = write(tmp_path / "feed.jsonl", QUAKE_A, QUAKE_B, BAKE)
+    summary = index_paths([feed], server_settings, embedder=embedder)
+    assert summary.stories == 2
+    stories = assert_stories_consistent(Store(server_settings))
+    other = StoryMap(Store(server_settings))  # a second client, as another process would be
+    by_url = {r["url"]: r["article_id"] for s in set(stories.values()) for r in other.reports(s)}
+    assert other.story_of(by_url[QUAKE_A["url"]]) == other.story_of(by_url[QUAKE_B["url"]])
+    assert other.story_of(by_url[BAKE["url"]]) != other.story_of(by_url[QUAKE_A["url"]])
