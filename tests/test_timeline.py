@@ -147,3 +147,38 @@ def test_how_did_it_develop_and_what_happened_next_answer_from_the_timeline(
     assert later.mode == "timeline"
     assert QUAKE_B["url"] in [c.url for c in later.citations]
     assert all(c.quote not in {f.quote for f in first.citations} for c in later.citations)
+
+
+def test_repl_story_command(
+    quake_settings,  # noqa: F811
+    embedder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import builtins
+
+    import bot.repl
+    from index.engine import build_chat_engine
+
+    lines = [
+        "How many people did the Ecuador earthquake in Manabi kill?",
+        "/story 1",
+        "/story 7",
+        "/story",
+    ]
+    monkeypatch.setattr(builtins, "input", lambda prompt="": lines.pop(0) if lines else _eof())
+    monkeypatch.setattr(
+        bot.repl,
+        "build_chat_engine",
+        lambda s, conversation: build_chat_engine(s, conversation, embedder=embedder),
+    )
+    console = Console(record=True, width=300, highlight=False, soft_wrap=True)
+    bot.repl.run(quake_settings, console=console, interactive=False)
+    out = console.export_text()
+    assert f"{QUAKE_A['title']} — story " in out and "2 reports, 2022-07-04 to 2022-07-05" in out
+    assert f"2022-07-05  news-b.example  {QUAKE_B['title']}" in out
+    assert "No story 7" in out and "Usage: /story N" in out
+    assert not lines
+
+
+def _eof() -> str:
+    raise EOFError
