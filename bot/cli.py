@@ -61,7 +61,25 @@ class _ErrorBoundary(typer.core.TyperGroup):
         except OSError as exc:  # the machine's problem (a path, permissions, a full disk)
             where = f"{exc.filename}: " if exc.filename else ""
             _fail(f"{where}{exc.strerror or exc}", 1)
+        except Exception as exc:
+            # Ctrl-C while a native module loads (onnxruntime) arrives wrapped in an
+            # ImportError("initialization failed") whose cause is the KeyboardInterrupt.
+            if not _interrupted(exc):
+                raise
+            indexing = ctx.invoked_subcommand == "index"
+            _fail(INDEX_INTERRUPTED if indexing else INTERRUPTED, 130)
         return None
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` was caused by a KeyboardInterrupt somewhere down its chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _question_error() -> type[Exception]:
