@@ -126,7 +126,6 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
     filled = not index_exists(settings)  # a first start: index the corpus folder, then ask
     if filled:
         _index_corpus(settings, console)
-    loader = _Loader(settings)
     mode = "LLM answers" if settings.llm_enabled else "offline answers"
     console.print(
         f"[bold]newsdesk[/bold] · {mode} · {escape(describe_index(settings))}. "
@@ -134,6 +133,9 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
     )
     if interactive:
         _setup_readline(settings.data_dir / "repl_history")
+    # Started last, just before input(): two threads importing at once can see each other's
+    # half-initialised modules (numpy then raises ImportError), so this one is done importing.
+    loader = _Loader(settings)
     last: Answer | None = None
     while True:
         try:
