@@ -500,7 +500,7 @@ def ask(
     Example: newsdesk ask "What did Pakistan and Azerbaijan agree on defence?" --as-of 2025-02-01"""
     from concurrent.futures import ThreadPoolExecutor
 
-    from index.embed import get_embedder
+    from index.embed import get_embedder, import_libraries
     from index.store import Store, empty_index, index_exists
 
     settings = _settings()
@@ -510,15 +510,16 @@ def ask(
 
         validate_question(question, settings)  # a bad question is the first thing to hear
         raise empty_index(settings)
-    store = Store(settings)
-    # Loading the vector index and the ONNX model release the GIL: start both before the
-    # imports below so a one-off question does not pay for them one after another. The
-    # question goes to the same Answerer the engines wrap, without the LlamaIndex wrapper:
-    # importing llama_index.core costs more than all the rest of a cold `ask` together
-    # (bench/answer_bench.py, start-up).
-    store.warm_up()
+    # A cold start overlapped: building the ONNX model and loading the vector index mostly
+    # run without the GIL, so each starts as soon as it can and proceeds while this thread
+    # imports chromadb and the answering code. The question goes to the Answerer the engines
+    # wrap, without their LlamaIndex wrapper: importing llama_index.core would cost more than
+    # all the rest of a cold `ask` (bench/answer_bench.py, start-up).
+    import_libraries(settings)
     with ThreadPoolExecutor(1) as pool:
         embedder = pool.submit(get_embedder, settings)
+        store = Store(settings)
+        store.warm_up()
         from bot.render import print_answer
         from index.answer import Answerer
 

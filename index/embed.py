@@ -196,6 +196,18 @@ def _cached_local(
     return LocalEmbedder(model, tokenizer, batch_size=batch, threads=threads)
 
 
+def import_libraries(settings: Settings) -> None:
+    """Import what the configured embedder runs on, so that ``get_embedder`` afterwards
+    imports nothing and may run in another thread while this one imports more: two threads
+    importing at once can see each other's half-initialised modules (numpy then raises
+    ImportError). Building the local model mostly runs without the GIL."""
+    if settings.embedder == "openai":
+        import llama_index.embeddings.openai  # noqa: F401
+    else:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+
+
 def get_embedder(settings: Settings) -> Embedder:
     """The configured embedder; the local one is loaded once per process."""
     if settings.embedder == "openai":
