@@ -13,12 +13,15 @@ import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from index.errors import EmbedderError
 from index.settings import Settings
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -98,10 +101,10 @@ class LocalEmbedder:
         self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
-        # A separate tokenizer without truncation measures text for the chunker.
-        self._counter = Tokenizer.from_file(str(tokenizer_path))
-        self._counter.no_padding()
-        self._counter.no_truncation()
+        # A separate tokenizer without truncation measures text for the chunker; loaded when
+        # first needed, since answering a question never measures text.
+        self._tokenizer_path = str(tokenizer_path)
+        self._counting: Tokenizer | None = None
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
@@ -118,6 +121,17 @@ class LocalEmbedder:
         digest = _sha256(Path(model_path), *_stat(model_path))[:8]
         self.name = f"onnx:all-MiniLM-L6-v2:{digest}"
         self.dim = DIM
+
+    @property
+    def _counter(self) -> Tokenizer:
+        if self._counting is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_file(self._tokenizer_path)
+            counter.no_padding()
+            counter.no_truncation()
+            self._counting = counter
+        return self._counting
 
     def count_tokens(self, text: str) -> int:
         """Word pieces in ``text``, without [CLS]/[SEP]."""
