@@ -190,8 +190,11 @@ def alerts_for(
             seen[follow.chat] = (known, titles)
         known, titles = seen[follow.chat]
         for m in matches.get(follow.topic, []):
-            if float(fresh[m.article_id].get("indexed_at", 0)) <= follow.created:
+            meta = fresh[m.article_id]
+            if float(meta.get("indexed_at", 0)) <= follow.created:
                 continue
+            if meta.get("digest"):
+                continue  # a roundup of several events is no report on the topic
             if m.story in known or m.article_id in known:
                 continue
             if any(near_duplicate(m.title, t) for t in titles):

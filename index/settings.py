@@ -228,11 +228,14 @@ class Settings(BaseSettings):
         description="Time zone of '/digest daily HH:MM' times (IANA name, e.g. Europe/Berlin).",
     )
     alert_top_k: int = Field(
-        5, ge=1, le=20, description="A new article alerts a follow when it ranks in this top N."
+        3, ge=1, le=20, description="A new article alerts a follow when it ranks in this top N."
     )
     alert_min_score: float = Field(
-        0.55,
-        description="Fused score an article must reach to alert a follow (calibrated on stories).",
+        0.70,
+        description=(
+            "Cosine similarity (topic to the article's best passage) an article must reach to "
+            "alert a follow; calibrated on the labelled stories (bench/alerts_bench.py)."
+        ),
     )
     alert_hourly_cap: int = Field(
         4, ge=1, description="Alert messages per chat per hour; more are merged into one."
