@@ -307,3 +307,15 @@ def test_due(daily: str, last: str | None, now: str, expected: bool) -> None:
         return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
 
     assert due(daily, ts(last) if last else None, ts(now), ZoneInfo("UTC")) is expected
+
+
+def test_the_bot_schedules_the_watch_cycle_and_digests(tg, site, seeded, embedder) -> None:
+    settings = follow_settings(seeded, tg, site, watch_interval=600)
+
+    async def scenario(app: Any) -> None:
+        jobs = {job.name: job for job in app.job_queue.jobs()}
+        assert set(jobs) == {"on_cycle_job", "on_digest_job"}
+        cycle = jobs["on_cycle_job"].job.trigger.interval.total_seconds()
+        assert cycle == 600 and jobs["on_digest_job"].job.trigger.interval.total_seconds() == 60
+
+    run_bot(tg, settings, Answerer(settings, embedder=embedder), scenario)
