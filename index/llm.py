@@ -71,6 +71,7 @@ def make_llm(settings: Settings) -> LLM:
         "timeout": settings.llm_timeout,
         "max_retries": 0,  # see the module docstring: the openai client does the retrying
         "temperature": settings.llm_temperature,
+        "max_tokens": settings.llm_max_tokens,
         "openai_client": openai.OpenAI(
             **client_options,
             http_client=openai.DefaultHttpxClient(

@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     )
     llm_max_retries: int = Field(2, ge=0, description="Retries on 429/5xx before falling back.")
     llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    llm_max_tokens: int = Field(
+        512,
+        ge=16,
+        description="Most tokens an LLM answer may take (a small model may otherwise "
+        "ramble until its context is full).",
+    )
     llm_context_window: int = Field(
         16000, description="Context window of an OpenAI-compatible model (tokens)."
     )
