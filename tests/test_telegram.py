@@ -346,7 +346,8 @@ def test_allowlist_refuses_once_then_stays_silent(tg: FakeTelegram, tmp_path: Pa
 
     run_bot(tg, settings, stub, scenario)
     assert tg.texts(2) == [NOT_ALLOWED]
-    assert [q for _, q in stub.asked] == ["allowed question?", "admin question?"]
+    # Two chats are answered concurrently, so only the set of questions asked is fixed.
+    assert sorted(q for _, q in stub.asked) == ["admin question?", "allowed question?"]
 
 
 # --- admin: /reindex and uploads ----------------------------------------------------------------
