@@ -13,7 +13,6 @@ import builtins
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import httpx
 import pytest
 from chroma_run import free_port
 from fakes.openai_server import Error, FakeOpenAI, Reply
-from fakes.telegram_server import FakeTelegram
+from fakes.telegram_server import FakeTelegram, webhook_update
 from rich.console import Console
 from telegram.ext import Application
 from test_cli import cli_env
@@ -223,16 +222,7 @@ def test_webhook_rejects_posts_without_the_secret(tmp_path: Path) -> None:
         stub = Stub(echo)
 
         def update(n: int, text: str) -> dict[str, Any]:
-            return {
-                "update_id": n,
-                "message": {
-                    "message_id": n,
-                    "date": int(time.time()),
-                    "chat": {"id": 41, "type": "private", "first_name": "T"},
-                    "from": {"id": 41, "is_bot": False, "first_name": "T"},
-                    "text": text,
-                },
-            }
+            return webhook_update(n, 41, text)
 
         async def main() -> list[int]:
             app = build_application(settings, NewsChatEngine(stub))

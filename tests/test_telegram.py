@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import pytest
 from chroma_run import free_port
 from conftest import make_settings
 from fakes.openai_server import Error, FakeOpenAI, Reply, Slow
-from fakes.telegram_server import FakeTelegram, parse_html
+from fakes.telegram_server import FakeTelegram, parse_html, webhook_update
 from telegram.ext import Application
 from typer.testing import CliRunner
 
@@ -732,16 +731,7 @@ def test_webhook_mode_checks_the_secret(tg: FakeTelegram, tmp_path: Path) -> Non
     options = webhook_options(settings, "https://bot.example.com/hooks/newsdesk", port=port)
     assert options["url_path"] == "hooks/newsdesk" and options["listen"] == "127.0.0.1"
     tg.add_chat(31)
-    update = {
-        "update_id": 1,
-        "message": {
-            "message_id": 1,
-            "date": int(time.time()),
-            "chat": {"id": 31, "type": "private", "first_name": "T"},
-            "from": {"id": 31, "is_bot": False, "first_name": "T"},
-            "text": "hello there?",
-        },
-    }
+    update = webhook_update(1, 31, "hello there?")
 
     async def main() -> None:
         app = build_application(settings, NewsChatEngine(Stub(echo)))

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from chroma_run import free_port
 from fakes.openai_server import FakeOpenAI, Hang
-from fakes.telegram_server import FakeTelegram
+from fakes.telegram_server import FakeTelegram, webhook_update
 from telegram.ext import Application
 from test_cli import cli_env
 from test_faults import BotProcess, polling_started
@@ -221,16 +221,7 @@ def test_malformed_webhook_bodies_get_400_and_one_log_line(
     options = webhook_options(settings, "https://bot.example.com/hook", port=port)
     headers = {"X-Telegram-Bot-Api-Secret-Token": secret, "Content-Type": "application/json"}
     bodies = [b"{not json", b"\xff\xfe\x00binary", b"[1, 2, 3]", b'{"message": {}}', b""]
-    good = {
-        "update_id": 7,
-        "message": {
-            "message_id": 7,
-            "date": int(time.time()),
-            "chat": {"id": 51, "type": "private", "first_name": "T"},
-            "from": {"id": 51, "is_bot": False, "first_name": "T"},
-            "text": "still there?",
-        },
-    }
+    good = webhook_update(7, 51, "still there?")
     tg.add_chat(51)
     caplog.set_level(logging.DEBUG)
 

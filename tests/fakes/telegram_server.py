@@ -1237,6 +1237,20 @@ class FakeTelegram:
     }
 
 
+def webhook_update(update_id: int, chat_id: int, text: str) -> dict[str, Any]:
+    """An Update as Telegram POSTs it to a webhook: a private text message from ``chat_id``."""
+    return {
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id,
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private", "first_name": "T"},
+            "from": {"id": chat_id, "is_bot": False, "first_name": "T"},
+            "text": text,
+        },
+    }
+
+
 def _commands_key(scope: Any, language_code: str) -> str:
     if isinstance(scope, str):
         scope = json.loads(scope) if scope else None
