@@ -107,7 +107,8 @@ class Answerer:
     ) -> tuple[Resolved, Answer]:
         """The answer, and what retrieval saw (``k`` articles, default ``top_k``)."""
         resolved = self.resolve(question, conversation_id, as_of=as_of, k=k)
-        answer = self._answer(resolved)
+        resolved, offline = self._settle(resolved, conversation_id, k)
+        answer = self._answer(resolved, offline)
         self._remember(conversation_id, resolved, answer)
         return resolved, answer
 
@@ -125,7 +126,7 @@ class Answerer:
         resolved = await asyncio.to_thread(
             self.resolve, question, conversation_id, as_of=as_of, k=k
         )
-        answer = await asyncio.to_thread(self._offline, resolved)
+        resolved, answer = await asyncio.to_thread(self._settle, resolved, conversation_id, k)
         if self.llm is not None and not answer.refused and answer.mode not in _COMPLETE:
             from index.llm import LLMUnavailable, stream
 
@@ -188,9 +189,7 @@ class Answerer:
         if topic is not None:
             hits = newest_hits(self.retriever, query, topic, k=min(k, self.settings.top_k))
         else:
-            hits = self.retriever.retrieve(query, k=k)
-            if asked_for.prior and not asked_for.restrict:
-                hits = self._with_prior(query, hits, asked_for, k)
+            hits = self._hits(query, asked_for, k)
         return Resolved(
             question,
             standalone,
@@ -203,6 +202,38 @@ class Answerer:
             kind=asked_for.kind,
             latest=topic,
         )
+
+    def _hits(self, query: Query, asked_for: followup.FollowUp, k: int) -> list[ArticleHit]:
+        hits = self.retriever.retrieve(query, k=k)
+        if asked_for.prior and not asked_for.restrict:
+            hits = self._with_prior(query, hits, asked_for, k)
+        return hits
+
+    def _settle(
+        self, resolved: Resolved, conversation_id: str | None, k: int | None = None
+    ) -> tuple[Resolved, Answer]:
+        """The offline answer; when the articles of a past period the question names do
+        not answer it, the ones published since are read too: June's inflation is reported
+        in July, last year's exports this summer."""
+        answer = self._offline(resolved)
+        query = resolved.query
+        if not answer.refused or resolved.latest is not None:
+            return resolved, answer
+        if not (query.start and query.end and query.end < query.reference):
+            return resolved, answer
+        previous = self.history.last(conversation_id) if conversation_id else None
+        asked_for = followup.resolve(resolved.question, previous)
+        wider_query = replace(query, end=resolved.as_of or query.reference)
+        hits = self._hits(wider_query, asked_for, k or self.settings.top_k)
+        # Only a later article that names the period reports on it ("in 2021", "last
+        # year"): a June 2022 story on rail workers says nothing of March 2021.
+        period = period_names(query.start, query.end, query.reference)
+        hits = [h for h in hits if all(p.search(_hit_text(h)) for p in period)]
+        if not hits:
+            return resolved, answer
+        wider = replace(resolved, query=wider_query, hits=hits)
+        again = self._offline(wider)
+        return (resolved, answer) if again.refused else (wider, again)
 
     def _with_prior(
         self, query: Query, hits: list[ArticleHit], asked_for: followup.FollowUp, k: int
@@ -222,8 +253,9 @@ class Answerer:
         kept = {h.article_id for h in prior}
         return (prior + [h for h in hits if h.article_id not in kept])[:k]
 
-    def _answer(self, resolved: Resolved) -> Answer:
-        return only_listed_markers(self._with_stories(self._answer_text(resolved), resolved))
+    def _answer(self, resolved: Resolved, offline: Answer) -> Answer:
+        answer = self._answer_text(resolved, offline)
+        return only_listed_markers(self._with_stories(answer, resolved))
 
     def _with_stories(self, answer: Answer, resolved: Resolved) -> Answer:
         """Who else reported each cited story, and where its reports disagree."""
@@ -244,8 +276,7 @@ class Answerer:
             with_reports(state_conflicts(answer, conflicts), stories, resolved.as_of)
         return answer
 
-    def _answer_text(self, resolved: Resolved) -> Answer:
-        answer = self._offline(resolved)
+    def _answer_text(self, resolved: Resolved, answer: Answer) -> Answer:
         # A timeline or a "latest" listing is complete as it is: nothing for an LLM to write.
         if self.llm is None or answer.refused or answer.mode in _COMPLETE:
             return answer
@@ -358,6 +389,18 @@ def _named_year(question: str, reference: date | None) -> int | None:
     years = [int(a or b) for a, b in _YEAR.findall(question)]
     past = [y for y in years if reference is None or y <= reference.year]
     return max(past) if past else None
+
+
+def period_names(start: date, end: date, reference: date) -> list[re.Pattern[str]]:
+    """What an article written later says to name the period ``start``..``end``: its year
+    when that is past ("2021", or "last year"), and its month when it is one month."""
+    out = []
+    if start.year == end.year < reference.year:
+        last = "|last year" if start.year == reference.year - 1 else ""
+        out.append(re.compile(rf"\b(?:{start.year}{last})\b", re.IGNORECASE))
+    if (start.year, start.month) == (end.year, end.month):
+        out.append(re.compile(rf"\b{start:%B}\b"))
+    return out
 
 
 def _predates(hit: ArticleHit, year: int | None) -> bool:

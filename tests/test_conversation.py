@@ -32,7 +32,8 @@ ARTICLES = [
      "title": "Mayor opens the new central library", "source": "local.example",
      "text": "The mayor, Tom Reyes, 58, opened the new central library on Monday. The "
              "building cost 12 million pounds and holds 200,000 books. Reyes said the library "
-             "would open seven days a week from June."},
+             "would open seven days a week from June. Last year the old library had 30,000 "
+             "visitors."},
     {"url": "https://local.example/2022/05/04/bridge", "published": "2022-05-04",
      "title": "Council approves the new river bridge", "source": "local.example",
      "text": "The city council voted 7 to 2 on Tuesday to approve the new bridge over the "
@@ -135,6 +136,20 @@ def test_a_follow_up_that_names_another_story_leaves_the_previous_article(
     answer = answerer.ask("What did the mayor open?", "move")
     assert "library" in first_sentence(answer.text)
     assert answer.citations[0].title == "Mayor opens the new central library"
+
+
+def test_a_past_period_is_read_in_later_reports_that_name_it(answerer: Answerer) -> None:
+    from datetime import date
+
+    # Nothing was published last year (2021): the May 2022 report that says "last year"
+    # answers, as June's inflation is reported in July.
+    asked = date(2022, 5, 10)
+    answer = answerer.ask("How many visitors did the old library have last year?", as_of=asked)
+    assert not answer.refused and "30,000" in first_sentence(answer.text)
+    assert answer.citations[0].title == "Mayor opens the new central library"
+    # A later report that does not name the period says nothing about it.
+    older = answerer.ask("How many visitors did the old library have in 2020?", as_of=asked)
+    assert older.refused
 
 
 def test_latest_lists_newest_articles_first(answerer: Answerer) -> None:
