@@ -512,19 +512,18 @@ def ask(
         raise empty_index(settings)
     # A cold start overlapped: building the ONNX model and loading the vector index mostly
     # run without the GIL, so each starts as soon as it can and proceeds while this thread
-    # imports chromadb and the answering code. The question goes to the Answerer the engines
-    # wrap, without their LlamaIndex wrapper: importing llama_index.core would cost more than
-    # all the rest of a cold `ask` (bench/answer_bench.py, start-up).
+    # imports LlamaIndex and the answering code (the longest part of a cold `ask`:
+    # bench/RESULTS.md, start-up).
     import_libraries(settings)
     with ThreadPoolExecutor(1) as pool:
         embedder = pool.submit(get_embedder, settings)
         store = Store(settings)
         store.warm_up()
         from bot.render import print_answer
-        from index.answer import Answerer
+        from index.engine import build_query_engine
 
-        answerer = Answerer(settings, store=store, embedder=embedder.result())
-    answer = answerer.ask(question, as_of=day)
+        engine = build_query_engine(settings, store=store, embedder=embedder.result(), as_of=day)
+    answer = engine.query(question).metadata["answer"]
     if as_json:
         data = answer.to_dict()
         print(

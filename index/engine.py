@@ -21,8 +21,8 @@ The parts, each replaceable on its own:
   falling back to the offline answer when the LLM fails. A refusal is a normal response whose
   ``Answer.refused`` is true.
 * ``NewsQueryEngine`` / ``NewsChatEngine`` (``BaseQueryEngine`` / ``BaseChatEngine``): the
-  path the REPL, Telegram and ``newsdesk eval`` take. (A one-off ``newsdesk ask`` calls the
-  ``Answerer`` they wrap directly: importing LlamaIndex would double its start-up.)
+  one path every front end takes (``newsdesk ask``, ``search`` and ``eval``, the REPL,
+  Telegram).
   Streaming yields the text as the LLM writes it; the response then ends with the checked
   answer (its ``response`` text, ``source_nodes`` and ``metadata["answer"]`` are set when
   the stream ends).

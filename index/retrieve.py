@@ -103,8 +103,8 @@ class Retriever:
         self, text: str, k: int, where: dict | None = None, ids: list[str] | None = None
     ) -> list[Chunk]:
         # Straight to the collection, as LlamaIndex's ChromaVectorStore would query it (and
-        # with its similarity, exp(-cosine distance)), without importing LlamaIndex: a
-        # one-off `ask` would spend more time on that import than on everything else.
+        # with its similarity, exp(-cosine distance)); index/engine.py wraps this retrieval
+        # in LlamaIndex's interfaces (ArticleRetriever).
         got = self.store.chunks.query(
             query_embeddings=[self.embedder.embed([text])[0].tolist()],
             n_results=k,

@@ -10,10 +10,13 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import pytest
 from conftest import OTHER_ARTICLES, SEED, newsdesk
+
+from index.models import Answer, Citation
 
 SEED_TITLE = (
     "Pakistan and Azerbaijan agree to deepen trade, energy and defence cooperation "
@@ -309,3 +312,56 @@ def test_questions_without_an_index_say_where_they_looked(
         "some with `newsdesk index PATH`, or set NEWSDESK_DATA_DIR to your index's folder"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+# --- `ask` answers through the query engine, and prints what it returns ---------------------------
+def engine_answer() -> Answer:
+    quote = "Rail workers across Britain walked out on Friday."
+    cited = Citation(1, "Rail workers strike", "example.com", "2022-06-10", "https://e.x/r", quote)
+    return Answer("The engine says rail workers struck [1].", [cited], note="a note")
+
+
+@pytest.fixture
+def engine_queries(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, date | None]]:
+    """``NewsQueryEngine`` answers every question with ``engine_answer()``; the questions it
+    was asked, with its ``as_of``, are listed. A front end that answered without the engine
+    would print another answer, and leave the list empty."""
+    from llama_index.core.base.response.schema import Response
+
+    from index import engine
+
+    asked: list[tuple[str, date | None]] = []
+
+    def query(self: engine.NewsQueryEngine, bundle: object) -> Response:
+        asked.append((bundle.query_str, self.as_of))  # type: ignore[attr-defined]
+        answer = engine_answer()
+        return Response(answer.text, engine.source_nodes(answer), {"answer": answer})
+
+    monkeypatch.setattr(engine.NewsQueryEngine, "_query", query)
+    return asked
+
+
+def test_ask_prints_the_query_engines_answer(run_cli, seeded, engine_queries) -> None:
+    env = {"NEWSDESK_DATA_DIR": str(seeded.data_dir)}
+    result = run_cli("ask", "Who went on strike?", "--as-of", "2022-07-01", env=env)
+    assert result.exit_code == 0, result.output
+    assert engine_queries == [("Who went on strike?", date(2022, 7, 1))]
+    assert result.stdout == (
+        "The engine says rail workers struck [1].\n"
+        "a note\n"
+        "\n"
+        "Sources\n"
+        "  [1] Rail workers strike — example.com, 2022-06-10\n"
+        "     https://e.x/r\n"
+    )
+
+
+def test_ask_json_is_the_query_engines_answer(run_cli, seeded, engine_queries) -> None:
+    result = run_cli(
+        "ask", "Who went on strike?", "--json", env={"NEWSDESK_DATA_DIR": str(seeded.data_dir)}
+    )
+    assert result.exit_code == 0, result.output
+    assert engine_queries == [("Who went on strike?", None)]
+    expected = engine_answer().to_dict()
+    keys = ("text", "refused", "citations", "see_also", "conflicts", "mode", "note")
+    assert json.loads(result.stdout) == {key: expected[key] for key in keys}
