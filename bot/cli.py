@@ -229,7 +229,7 @@ def index(
 
 
 def _summary_line(summary: object) -> str:
-    from bot.telegram_uploads import summary_line
+    from bot.render import summary_line
 
     return summary_line(summary)  # type: ignore[arg-type]
 

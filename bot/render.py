@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from index.models import Answer, Citation, OtherReport
+from index.models import Answer, Citation, IndexSummary, OtherReport
 
 if TYPE_CHECKING:  # the timeline module loads the retrieval stack; rendering needs none of it
     from index.timeline import Timeline
@@ -28,6 +28,14 @@ def other_reports(c: Citation, name: Callable[[OtherReport], str] = lambda r: r.
     more = ", …" if len(c.also) > len(shown) else ""
     noun = "report" if len(c.also) == 1 else "reports"
     return f" (+{len(c.also)} {noun}: {', '.join(shown)}{more})"
+
+
+def summary_line(s: IndexSummary) -> str:
+    """What an indexing run did, in one line (the CLI, the REPL and Telegram's /reindex)."""
+    return (
+        f"added {s.added} · updated {s.updated} · unchanged {s.unchanged} · removed {s.removed}"
+        f" · failed {s.failed} · {s.chunks} chunks in {s.seconds:.1f}s"
+    )
 
 
 def source_line(c: Citation) -> str:

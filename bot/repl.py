@@ -2,7 +2,7 @@
 
 Commands: /sources (the last answer's sources with their quotes), /story N (how the story of
 source [N] unfolded), /status (what is indexed), /reset (forget the conversation), /help,
-/quit. Ctrl-C cancels the answer being written, not the session; Ctrl-D or /quit leaves.
+/quit; and following topics (bot/repl_follow.py). Ctrl-C cancels the answer being written, not the session; Ctrl-D or /quit leaves.
 This loop is the REPL's error boundary: a failure prints one line and the next question
 works.
 
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
+from bot import repl_follow
 from bot.render import print_answer, print_timeline, source_line
 from index.errors import QuestionError, StoreError
 from index.models import Answer
@@ -36,12 +37,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONVERSATION = "repl"
-HELP = """Ask a question about the indexed articles; follow-ups work ("and what did he say?",
+HELP = f"""Ask a question about the indexed articles; follow-ups work ("and what did he say?",
 "tell me more about [2]"). Dates narrow the search: "in June 2022", "last week".
   /sources  the last answer's sources, with the sentence each one supports
   /story N  how the story of source [N] unfolded: its reports oldest first
   /status   what is indexed, and how answers are written
   /reset    forget this conversation
+{repl_follow.HELP}
   /help     this text
   /quit     leave (or Ctrl-D)"""
 
@@ -136,6 +138,7 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
     # Started last, just before input(): two threads importing at once can see each other's
     # half-initialised modules (numpy then raises ImportError), so this one is done importing.
     loader = _Loader(settings)
+    follows = repl_follow.ReplFollows(settings, console)
     last: Answer | None = None
     while True:
         try:
@@ -158,7 +161,7 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
         if command == "/sources":
             _print_sources(console, last)
             continue
-        if command and command not in ("/reset", "/status", "/story"):
+        if command and command not in ("/reset", "/status", "/story", *repl_follow.COMMANDS):
             console.print(f"Unknown command {escape(command)}; /help lists them.")
             continue
         try:
@@ -176,6 +179,8 @@ def run(settings: Settings, console: Console | None = None, interactive: bool = 
                 console.print(_status(stats, engine, settings))
             elif command == "/story":
                 _print_story(console, engine, text.split()[1:], last)
+            elif command in repl_follow.COMMANDS:
+                follows.handle(command, text.split()[1:], engine.answerer.retriever)
             else:
                 last = asyncio.run(_answer(engine, text, console)) or last
         except KeyboardInterrupt:

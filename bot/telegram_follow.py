@@ -29,15 +29,19 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes, filters
 
 from bot.telegram_format import escape
-from index.alerts import CHECKED_MARK, FollowMatcher, check_follows
-from index.digest import DigestItem, build_digest
-from index.follow import Alert, Chat, FollowError, FollowStore
+from index.alerts import FollowMatcher, check_follows
+from index.digest import DigestItem, chat_digest
+from index.follow import REPL_CHAT, Alert, Chat, FollowError, FollowStore
 from index.settings import Settings
 
 log = logging.getLogger("bot.telegram")
 
 Context = ContextTypes.DEFAULT_TYPE
 HOUR = 3600
+# Daily digests: one ticker reads the due times from SQLite every minute rather than one
+# run_daily job per chat, so the file stays the only schedule (no jobs to rebuild at start
+# or to replace on each /digest daily), and a digest whose time passed while the bot was
+# restarting still goes out within the hour (``due``), where a run_daily job would skip it.
 DIGEST_TICK = 60  # seconds between checks for due daily digests
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -89,8 +93,6 @@ class FollowBot:
                 )
             except FollowError as exc:
                 return escape(str(exc))
-            if not self.follows.mark(CHECKED_MARK):  # indexed_at is wall-clock time
-                self.follows.set_mark(CHECKED_MARK, time.time())
             n = len(self.follows.follows(chat_of(message)))
             return (
                 f"Following {n}. <b>{escape(made.topic)}</b>: I will tell you when new articles "
@@ -200,7 +202,8 @@ class FollowBot:
     async def send_alerts(self, bot: Any) -> None:
         by_chat: dict[Chat, list[Alert]] = {}
         for alert in await asyncio.to_thread(self.follows.pending):
-            by_chat.setdefault(alert.chat, []).append(alert)
+            if alert.chat != REPL_CHAT:  # the REPL prints its own alerts
+                by_chat.setdefault(alert.chat, []).append(alert)
         for chat, alerts in by_chat.items():
             if not self.bot.access.allowed(alerts[0].user_id, chat.chat_id):
                 continue  # off the allowlist now: nothing is sent (the follows stay)
@@ -240,15 +243,10 @@ class FollowBot:
     # --- digests ------------------------------------------------------------------------------
     async def digest_text(self, chat: Chat, user_id: int) -> str:
         """The digest since the chat's last one (or 24 h), and remember that it was sent."""
-        now = self.clock()
-        plan = self.follows.digest_plan(chat)
-        since = plan.last if plan.last else now - 24 * HOUR
-        store = self.bot.store()
-        manifest = await asyncio.to_thread(store.manifest)
-        items = await asyncio.to_thread(
-            build_digest, manifest, store, since, now, self.settings.digest_items, by_indexed=True
-        )
-        self.follows.set_last_digest(chat, user_id, now)
+        items, since = await asyncio.to_thread(
+            chat_digest, self.follows, self.bot.store(), chat, user_id, self.clock(),
+            self.settings.digest_items,
+        )  # fmt: skip
         return digest_text(items, since, self.zone)
 
     async def send_due_digests(self, bot: Any) -> None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from telegram import Document, Message
 
+from bot.render import summary_line
 from bot.telegram_delivery import Target, deliver, reply
 from bot.telegram_format import escape
 from index.corpus import SUPPORTED_SUFFIXES, iter_articles
@@ -47,13 +48,6 @@ def safe_filename(name: str) -> str:
         stem, suffix = base, ""
     stem = (stem.strip("._") or "upload")[:100]
     return f"{stem}.{suffix.lower()}" if suffix else stem
-
-
-def summary_line(s: IndexSummary) -> str:
-    return (
-        f"added {s.added} · updated {s.updated} · unchanged {s.unchanged} · removed {s.removed}"
-        f" · failed {s.failed} · {s.chunks} chunks in {s.seconds:.1f}s"
-    )
 
 
 def reindex_report(summary: IndexSummary) -> str:

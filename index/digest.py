@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 
 from index.alerts import near_duplicate
+from index.follow import Chat, FollowStore
 from index.identity import chunk_id
 from index.text import sentences
 
@@ -102,6 +103,18 @@ def build_digest(
         )
         for s in main
     ]
+
+
+def chat_digest(
+    follows: FollowStore, store, chat: Chat, user_id: int, now: float, limit: int
+) -> tuple[list[DigestItem], float]:
+    """A chat's digest: what was indexed since its last digest (or in the last 24 h), and
+    where that window starts; the digest is remembered as sent at ``now``."""
+    last = follows.digest_plan(chat).last
+    since = last if last else now - DAY
+    items = build_digest(store.manifest(), store, since, now, limit, by_indexed=True)
+    follows.set_last_digest(chat, user_id, now)
+    return items, since
 
 
 def window_end(reference: date | None) -> float:

@@ -18,6 +18,7 @@ from index.settings import Settings
 
 FILE_NAME = "follows.sqlite3"
 MAX_TOPIC_CHARS = 200
+CHECKED_MARK = "alerts_checked_until"  # indexed_at of the newest article already checked
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS follows (
@@ -51,6 +52,9 @@ class FollowError(ValueError):
 class Chat:
     chat_id: int
     thread_id: int = 0
+
+
+REPL_CHAT = Chat(0)  # Telegram has no chat 0: the bot never sends it anything
 
 
 @dataclass
@@ -128,6 +132,9 @@ class FollowStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (chat.chat_id, chat.thread_id, user_id, topic, now),
             )
+            # The first follow starts the checks from now (indexed_at is wall-clock time):
+            # the first cycle then reads only new articles, not the whole index.
+            self._db.execute("INSERT OR IGNORE INTO marks VALUES (?, ?)", (CHECKED_MARK, now))
         return Follow(int(cursor.lastrowid or 0), chat, user_id, topic, now)
 
     def follows(self, chat: Chat | None = None) -> list[Follow]:
@@ -178,13 +185,15 @@ class FollowStore:
                 ],
             )  # fmt: skip
 
-    def pending(self) -> list[Alert]:
-        """Queued, unsent alerts whose follow still exists, oldest first."""
+    def pending(self, chat: Chat | None = None) -> list[Alert]:
+        """Queued, unsent alerts (of one chat, or all) whose follow still exists, oldest first."""
+        where = " AND a.chat_id = ? AND a.thread_id = ?" if chat else ""
         rows = self._run(
             "SELECT a.chat_id, a.thread_id, a.user_id, a.follow_id, a.topic, a.article_id,"
             " a.story, a.title, a.url, a.source, a.published, a.sentence, a.id, a.queued"
             " FROM alerts a JOIN follows f ON f.id = a.follow_id"
-            " WHERE a.sent IS NULL ORDER BY a.id"
+            f" WHERE a.sent IS NULL{where} ORDER BY a.id",
+            (chat.chat_id, chat.thread_id) if chat else (),
         )
         return [Alert(Chat(r[0], r[1]), *r[2:]) for r in rows]
 

@@ -153,7 +153,7 @@ class Retriever:
             half_life_days=self.settings.recency_half_life_days,
             source_weights=self.settings.source_weights,
         )
-        return one_per_story(ranked, self.stories.story_of)[: k or self.settings.top_k]
+        return one_per_story(ranked, self.stories.lookup())[: k or self.settings.top_k]
 
     def _fetch(self, ids: list[str]) -> dict[str, Chunk]:
         if not ids:

@@ -162,6 +162,14 @@ class StoryMap:
         self._load()
         return self._story_of.get(article_id, article_id)
 
+    def lookup(self) -> Callable[[str], str]:
+        """``story_of`` for many articles at once: the index version is read once, not per
+        article (a read per candidate was a third of a retrieval's time, and over HTTP one
+        round trip each)."""
+        self._load()
+        story_of = self._story_of
+        return lambda article_id: story_of.get(article_id, article_id)
+
     def story_of_url(self, url: str) -> str | None:
         """The story of the article at ``url`` (canonical form), None when not indexed."""
         self._load()

@@ -17,6 +17,7 @@ from test_telegram import TOKEN, bot_settings, replies, run_bot, settle
 
 from bot.telegram_follow import FollowBot, due
 from index.answer import Answerer
+from index.follow import REPL_CHAT
 from index.settings import Settings
 
 USER = 4242
@@ -317,5 +318,23 @@ def test_the_bot_schedules_the_watch_cycle_and_digests(tg, site, seeded, embedde
         assert set(jobs) == {"on_cycle_job", "on_digest_job"}
         cycle = jobs["on_cycle_job"].job.trigger.interval.total_seconds()
         assert cycle == 600 and jobs["on_digest_job"].job.trigger.interval.total_seconds() == 60
+
+    run_bot(tg, settings, Answerer(settings, embedder=embedder), scenario)
+
+
+def test_the_bot_leaves_the_repl_chats_alerts_to_the_repl(tg, site, seeded, embedder) -> None:
+    settings = follow_settings(seeded, tg, site)
+
+    async def scenario(app: Any) -> None:
+        bot = follower(app)
+        bot.follows.add(REPL_CHAT, 0, "volcano eruption in Iceland")  # typed in the REPL
+        await say(tg, app, "/follow volcano eruption in Iceland")
+        site.publish(VOLCANO)
+        await bot.cycle(app.bot, reindex=True)
+        assert tg.texts(USER)[-1].startswith("🔔 New on volcano eruption in Iceland")
+        sent_to = {call["chat_id"] for call in tg.calls_to("sendMessage")}
+        assert sent_to == {USER}
+        [waiting] = bot.follows.pending()  # for the REPL to print after its next /reindex
+        assert waiting.chat == REPL_CHAT and waiting.title == VOLCANO.title
 
     run_bot(tg, settings, Answerer(settings, embedder=embedder), scenario)
