@@ -30,7 +30,8 @@ both, then a few minutes for 202 questions. With ``--data-dir`` / ``--starter-di
 earlier run (e.g. ``index_bench.py --limit 0 --keep``) it takes a few minutes. For a smoke
 run: ``--corpus corpus.jsonl --limit-articles 20 --limit-questions 6`` (~3 min).
 ``--startup-only`` measures step 2 alone (with ``--data-dir`` of a built index: ~1 min) and
-writes its own section.
+writes its own section; ``--compare DIR`` adds the cold ``ask`` of another checkout (an older
+commit) to the same rounds.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -135,6 +136,12 @@ def main() -> None:
         "indexed first); written to its own section",
     )
     parser.add_argument(
+        "--compare",
+        type=Path,
+        help="another checkout of newsdesk (e.g. `git worktree add --detach DIR COMMIT`): its "
+        "cold `ask` is timed in the same rounds (PYTHONPATH=DIR, same packages), as a before row",
+    )
+    parser.add_argument(
         "--conv-data-dir",
         type=Path,
         help="data dir for the conversation set's index of realtimeqa/corpus.jsonl (218 "
@@ -173,7 +180,7 @@ def main() -> None:
             status_cmd = [*newsdesk_cmd(), "status", "--json"]
             n_articles = run_measured(status_cmd, env=env, cwd=tmp).check().json()["articles"]
             log(f"start-up over {data_dir} ({n_articles:,} articles), {args.cold_runs} rounds")
-            startup = _startup(env, tmp, question["question"], args.cold_runs)
+            startup = _startup(env, tmp, question["question"], args.cold_runs, args.compare)
             body = _startup_report(startup, n_articles, args)
             publish(STARTUP_SECTION, body, machine, started, args)
             return
@@ -187,7 +194,7 @@ def main() -> None:
 
         if args.startup_only:
             log(f"[2/2] start-up, {args.cold_runs} rounds")
-            startup = _startup(env, tmp, question["question"], args.cold_runs)
+            startup = _startup(env, tmp, question["question"], args.cold_runs, args.compare)
             body = _startup_report(startup, n_articles, args)
             publish(STARTUP_SECTION, body, machine, started, args)
             return
@@ -208,7 +215,7 @@ def main() -> None:
             conv = _conversations(args, tmp)
 
         log(f"[3/5] start-up: bare import, cold `newsdesk ask`, REPL prompt; {args.cold_runs} runs")
-        startup = _startup(env, tmp, question["question"], args.cold_runs)
+        startup = _startup(env, tmp, question["question"], args.cold_runs, args.compare)
 
         log("[4/5] starter index")
         marker = {"corpus": str(source.resolve()), "limit": args.limit_articles}
@@ -298,11 +305,12 @@ def _issue12_targets(m: dict, c: dict | None) -> list[list[str]]:
 # --- start-up -------------------------------------------------------------------------------------
 @dataclass
 class Startup:
-    """Wall times of fresh processes, measured in the same rounds."""
+    """Wall (and CPU) times of fresh processes, measured in the same rounds."""
 
     bare: list[RunResult]  # python -c "import chromadb"
     ask: list[RunResult]  # newsdesk ask QUESTION --json
     prompt: list[float]  # newsdesk chat until its prompt shows
+    before: list[RunResult] = field(default_factory=list)  # `ask` of the --compare checkout
 
     def median(self, kind: str) -> float:
         runs = getattr(self, kind)
@@ -311,21 +319,40 @@ class Startup:
     def ratio(self, kind: str) -> float:
         return self.median(kind) / self.median("bare")
 
+    def cpu_ratio(self, kind: str) -> float | None:
+        """Median CPU time as a multiple of the bare import's (None for the prompt)."""
+        runs = getattr(self, kind)
+        if not runs or isinstance(runs[0], float):
+            return None
+        return median([r.cpu_seconds for r in runs]) / median([r.cpu_seconds for r in self.bare])
 
-def _startup(env: dict[str, str], cwd: Path, question: str, runs: int) -> Startup:
-    """Each round runs the three once, in turn, so a change in the machine's load hits
-    all of them rather than one."""
+
+def _startup(
+    env: dict[str, str], cwd: Path, question: str, runs: int, compare: Path | None = None
+) -> Startup:
+    """Each round runs the three (four with ``compare``) once, in turn, so a change in the
+    machine's load hits all of them rather than one."""
     bare_cmd = [sys.executable, "-c", "import chromadb"]
     ask_cmd = [*newsdesk_cmd(), "ask", question, "--json"]
+    # The other checkout's code, run by this interpreter and its packages: only the
+    # project's code differs.
+    before_cmd = [sys.executable, "-m", "bot.cli", "ask", question, "--json"]
+    before_env = {**env, "PYTHONPATH": str(compare)} if compare else env
     startup = Startup([], [], [])
     # Once, untimed: a cache this version rebuilds (the BM25 index of an older index) or a
     # cold disk would otherwise land on the first round only.
     run_measured(ask_cmd, env=env, cwd=cwd).check()
+    if compare:
+        run_measured(before_cmd, env=before_env, cwd=cwd).check()
     for _ in range(runs):
         startup.bare.append(run_measured(bare_cmd, env=env, cwd=cwd).check())
         ask = run_measured(ask_cmd, env=env, cwd=cwd).check()
         ask.json()  # it must print its Answer object
         startup.ask.append(ask)
+        if compare:
+            before = run_measured(before_cmd, env=before_env, cwd=cwd).check()
+            before.json()
+            startup.before.append(before)
         startup.prompt.append(_time_to_prompt([*newsdesk_cmd(), "chat"], env, cwd))
     return startup
 
@@ -361,26 +388,37 @@ def _time_to_prompt(cmd: list[str], env: dict[str, str], cwd: Path, timeout: flo
         os.close(main_fd)
 
 
-def _startup_table(startup: Startup) -> str:
+def _startup_table(startup: Startup, compare: Path | None = None) -> str:
     def row(label: str, kind: str, target: float | None) -> list[str]:
         runs = getattr(startup, kind)
         times = [r if isinstance(r, float) else r.seconds for r in runs]
-        ratio = startup.ratio(kind)
+        ratio, cpu = startup.ratio(kind), startup.cpu_ratio(kind)
         return [
             label,
             secs(startup.median(kind)),
             ", ".join(secs(t) for t in times),
             f"{ratio:.2f}x",
+            "" if cpu is None else f"{cpu:.2f}x",
             "" if target is None else f"<= {target}x: {verdict(ratio <= target)}",
         ]
 
+    rows = [
+        row('bare `python -c "import chromadb"`', "bare", None),
+        row("cold `newsdesk ask QUESTION --json`", "ask", ASK_RATIO),
+        row("`newsdesk chat` until the prompt shows", "prompt", PROMPT_RATIO),
+    ]
+    if startup.before:
+        rows.insert(2, row(f"cold `ask` of `{compare}` (before)", "before", None))
     return table(
-        ["process", "median", "runs", "ratio to bare import", "target (issue 11)"],
         [
-            row('bare `python -c "import chromadb"`', "bare", None),
-            row("cold `newsdesk ask QUESTION --json`", "ask", ASK_RATIO),
-            row("`newsdesk chat` until the prompt shows", "prompt", PROMPT_RATIO),
+            "process",
+            "median",
+            "runs",
+            "ratio to bare import",
+            "CPU time ratio",
+            "target (issue 11)",
         ],
+        rows,
     )
 
 
@@ -399,7 +437,7 @@ def _startup_targets(startup: Startup) -> list[list[str]]:
 def _startup_report(startup: Startup, n_articles: int, args: argparse.Namespace) -> str:
     return report(
         [
-            ("Start-up", _startup_table(startup)),
+            ("Start-up", _startup_table(startup, args.compare)),
             (
                 "Targets",
                 table(["target (issue 11)", "measured", "result"], _startup_targets(startup)),
@@ -410,7 +448,9 @@ def _startup_report(startup: Startup, n_articles: int, args: argparse.Namespace)
             + (f" (first {args.limit_articles})" if args.limit_articles else "")
             + (", data dir reused (`--data-dir`)" if args.data_dir else ", indexed by this run")
             + f"; one untimed `ask` first, then {args.cold_runs} rounds, each running the "
-            "three once in turn; a ratio is of the medians.",
+            f"{'four' if args.compare else 'three'} once in turn; a ratio is of the medians. "
+            "CPU time is user + system of the whole process (all its threads); the targets "
+            "are on wall time.",
             "Cold means a fresh process; the OS file cache is warm after the first round, as "
             "it is for someone who asks twice. The REPL runs on a pseudo-terminal and counts "
             "until its prompt is printed (it may still be loading the rest behind it).",
@@ -670,7 +710,7 @@ def _report(
         [
             ("Retrieval (article level)", retrieval),
             ("Answers and latency", answers),
-            ("Start-up", _startup_table(startup)),
+            ("Start-up", _startup_table(startup, args.compare)),
             ("Targets", targets),
             *(
                 [

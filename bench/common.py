@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -148,6 +149,9 @@ class RunResult:
     stdout: str
     stderr: str
     samples: int = 0
+    # user + system CPU of the process and the children it waited for: steadier than the
+    # wall time on a loaded machine, and it counts work done in parallel threads twice.
+    cpu_seconds: float = 0.0
 
     def json(self) -> dict:
         """The last stdout line that parses as a JSON object (tools may print before it)."""
@@ -208,6 +212,9 @@ def run_measured(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    # Children's rusage grows as each one is reaped: with one run at a time (as in the
+    # start-up rounds), its change over this run is this command's.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         stdout, stderr = proc.communicate()
     except BaseException:
@@ -218,7 +225,9 @@ def run_measured(
         seconds = time.perf_counter() - started
         done.set()
         sampler.join()
-    return RunResult(cmd, proc.returncode, seconds, peak, stdout, stderr, samples)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return RunResult(cmd, proc.returncode, seconds, peak, stdout, stderr, samples, cpu)
 
 
 def run_worker(name: str, args: Sequence[str], *, env: dict[str, str], cwd: Path) -> RunResult:
