@@ -173,6 +173,7 @@ def index_sources(
         return summary
 
     store.set_state(IndexState(state.version, True, embedder.name, state.updated_at))
+    touched = _touched(plan, manifest)
     for article_id in plan.removed:
         store.chunks.delete(where={"article_id": article_id})
         store.delete_articles([article_id])
@@ -185,9 +186,20 @@ def index_sources(
         progress.stop()
     summary.added = sum(1 for change in plan.changed if change.old_hash is None)
     summary.updated = len(plan.changed) - summary.added
-    _finish(store, embedder, settings, summary)
+    _finish(store, embedder, settings, summary, touched=touched)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _touched(plan: _Plan, manifest: dict[str, dict]) -> story_store.Touched:
+    """What this run changes, for regrouping only the stories around it."""
+    touched = story_store.Touched(ids={change.article.id for change in plan.changed})
+    for change in plan.changed:
+        touched.dates.add(change.article.published_ts)
+    for article_id in [*plan.removed, *touched.ids]:
+        if article_id in manifest:  # the date it was indexed with
+            touched.dates.add(int(manifest[article_id].get("published_ts", -1)))
+    return touched
 
 
 def _finish(
@@ -196,13 +208,14 @@ def _finish(
     settings: Settings,
     summary: IndexSummary,
     manifest: dict[str, dict] | None = None,
+    touched: story_store.Touched | None = None,
 ) -> None:
     """Group into stories, then publish the new version (clearing the dirty mark)."""
-    grouped = story_store.assign_stories(store, manifest)
+    grouped = story_store.assign_stories(store, manifest, touched)
     summary.stories = grouped.stories
     summary.story_seconds = round(grouped.seconds, 3)
     version = store.next_version()
-    story_store.mark_grouped(store, version)
+    story_store.mark_grouped(store, version, grouped.stats)
     store.set_state(IndexState(version, False, embedder.name, time.time()))
     # The keyword index is part of indexing: build it now so no question pays for it.
     # (Other processes sharing a Chroma server rebuild theirs when they see the version.)

@@ -1,52 +1,76 @@
 """Stories: the reports of one real-world event, grouped.
 
 A feed carries most events several times: updates over the following days, other outlets'
-versions, digests that mention it among others. Two reports are linked when, published at
-most ``WINDOW_DAYS`` apart, their leads (the first chunk, whose vector the index already
-stores) are about the same thing:
+versions, digests that mention it among others. Grouping reads each article's lead (the
+first chunk, whose vector the index already stores), its date and its names and numbers.
 
-    cosine(lead vectors) + KEYS_WEIGHT * shared names/numbers >= LINK_SCORE
+1. **Links.** Two reports published at most ``WINDOW_DAYS`` apart are linked when
 
-(and the cosine alone is at least ``MIN_COSINE``). "Shared" is the IDF-weighted share of the
-smaller side's names and numbers that the other side also has: "Swiatek", "Gauff" and "6-1"
-tell one final from another tennis story, while near-identical leads need no names at all.
+       cosine(lead vectors) + KEYS_WEIGHT * shared names/numbers
+           - DAY_PENALTY * (days apart beyond FREE_DAYS)  >=  LINK_SCORE
+
+   (and the cosine alone is at least ``MIN_COSINE``). "Shared" is the IDF-weighted share of
+   the smaller side's names and numbers that the other side also has: "Swiatek", "Gauff"
+   and "6-1" tell one final from another tennis story, while near-identical leads need no
+   names at all. A name is a capitalised word inside a sentence (sentence-initial words and
+   clock times are page furniture: "Watch", "Replay", "03:46"). Updates more than
+   ``FREE_DAYS`` later need a closer match the later they come: a trial's verdict joins its
+   opening arguments eight days before, a separate game of the same series does not.
+2. **Groups.** Near-certain links (score >= ``STRONG_LINK``) join outright; otherwise two
+   groups merge by average linkage when at least ``MIN_LINK_SHARE`` of their pairs
+   (published within the window of each other) are linked, so one report loosely linked to
+   two events cannot glue them together.
+3. **Stories.** Groups then merge by average linkage on the scores themselves (mean cosine
+   of all their pairs + ``GROUP_KEYS_WEIGHT`` * their mean shared names >= ``GROUP_SCORE``,
+   centres at most ``GROUP_DAYS`` apart): the several angles of one day's event (the
+   flight, the reactions, the migrants' next stop) that no single pair of leads ties.
 
 Digests and roundups ("5 things to know", live updates, newsletters, "It's Wednesday's news")
 are never members and never link two stories: each is a story of its own, flagged
-``digest``. Stories are grown from links: near-certain ones (score >= ``STRONG_LINK``) join
-two groups outright; otherwise two groups merge by average linkage when at least
-``MIN_LINK_SHARE`` of their pairs (published within the window of each other) are linked, so
-one report loosely linked to two events cannot glue them together.
+``digest``.
 
 Measured on the 30 hand-labelled dev stories over the full 3,974-article feed (pairs of
-members; see ``index/story_eval.py`` and ``bench/story_bench.py``): precision 0.94, recall
-0.74, 2% of mentions and 6% of near misses in their story; each half of the labelled stories
-within 0.04 of that. Lower bars trade precision for recall (STRONG_LINK 0.98: 0.91 / 0.79).
+members; ``index/story_eval.py``, ``bench/story_bench.py``), parameters chosen on the odd
+stories and checked on the even ones: precision 0.95, recall 0.81, 2% of mentions and 4% of
+near misses in their story (odd half 0.96/0.76, even half 0.93/0.87; before these rules,
+0.94/0.74 overall).
 
-Grouping is a pure function of the articles' leads, vectors and dates: the index recomputes
-it after every change (seconds for 4k articles) and writes only the story ids that moved, so
-a crash or a re-run converges to the same stories whatever order articles arrived in. A
+**Locality.** Every link and merge joins reports with lead cosine >= ``MIN_COSINE`` published
+within ``WINDOW_DAYS``: so a story never leaves its connected component of that graph
+(``components``), and grouping a set of whole components gives exactly what grouping the
+whole index gives them. The index regroups only the components around what changed
+(``index/story_store.py``), with the names' document frequencies frozen in ``KeyStats`` (a
+full regroup refreshes them once the index has grown or shrunk by ``STATS_DRIFT``). A
 story's id comes from its earliest report, so it stays put as later reports join.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 DAY = 86_400
-WINDOW_DAYS = 5  # updates and other outlets' versions come within days; the labels allow ~7
+GROUPING_VERSION = 2  # bump when the rules change: the next index run regroups every lead
+WINDOW_DAYS = 9  # the labels allow ~7 days of updates; later ones must match more closely
+FREE_DAYS = 5  # within this, a link's date does not matter
+DAY_PENALTY = 0.04  # per day beyond FREE_DAYS
 MIN_COSINE = 0.6  # below this, leads are about different things whatever names they share
 KEYS_WEIGHT = 0.5
 LINK_SCORE = 0.95
 MIN_LINK_SHARE = 0.3
 STRONG_LINK = 1.05  # a link this strong (near-copies, same names) joins without the share test
+GROUP_SCORE = 0.91
+GROUP_KEYS_WEIGHT = 0.5
+GROUP_DAYS = 5
+STATS_DRIFT = 0.1
 
 # Digests name several events; a member has one main subject. Checked on the headline, the
 # URL and the opening and closing of the text (newsletters sign off at the end).
@@ -68,7 +92,10 @@ _DIGEST_TEXT = re.compile(
 )
 _DIGEST_URL = re.compile(r"/live-news/|/newsletters?/|newsletters\.", re.IGNORECASE)
 
-_KEY = re.compile(r"\b(?:[A-Z][\w'’.-]*[a-z]\w*|[A-Z]{2,}|\d[\d,.:/-]*\d|\d)\b")
+_TOKEN = re.compile(r"[A-Za-z0-9][\w'’.-]*\w|\w")
+_NAME = re.compile(r"(?:[A-Z][\w'’.-]*[a-z]\w*|[A-Z]{2,}[\w'’.-]*)$")
+_NUMBER = re.compile(r"\d[\d,.:/-]*\d|\d")
+_SENTENCE_END = tuple('.!?"“”:—–|(')
 # Capitalised words that start sentences or name the outlet, the calendar or a role say
 # nothing about which event a report is about.
 _STOP_WORDS = """a an and as at but by for from he her his how i in it its new no of on or our she so
@@ -125,14 +152,26 @@ def is_digest(title: str, text: str, url: str = "") -> bool:
 
 
 def keys(title: str, lead: str) -> set[str]:
-    """Names and numbers of a headline and lead, lower-cased: what tells one event apart."""
+    """Names and numbers of a headline and lead, lower-cased: what tells one event apart.
+    A capitalised word counts inside a sentence only: at its start it may be any word."""
     found = set()
-    for match in _KEY.finditer(f"{title}\n{lead}"):
-        token = match.group(0).strip(".,-:/").lower().replace("’", "'")
-        token = token.removesuffix("'s")
-        if token and token not in _STOP and not _is_year(token):
-            found.add(token)
+    for line in f"{title}\n{lead}".splitlines():
+        for match in _TOKEN.finditer(line):
+            token = match.group(0).strip(".,-:/").replace("’", "'")
+            key = token.lower().removesuffix("'s")
+            if not key or key in _STOP or _is_year(key):
+                continue
+            if _NUMBER.fullmatch(token):
+                if ":" not in token:  # clock times and video lengths name no event
+                    found.add(key)
+            elif _NAME.match(token) and not _starts_sentence(line[: match.start()]):
+                found.add(key)
     return found
+
+
+def _starts_sentence(before: str) -> bool:
+    before = before.rstrip()
+    return not before or before.endswith(_SENTENCE_END) or before.endswith("(CNN)")
 
 
 def _is_year(token: str) -> bool:
@@ -143,17 +182,73 @@ def story_id(first_article_id: str) -> str:
     return "s" + hashlib.sha1(first_article_id.encode("utf-8")).hexdigest()[:11]
 
 
-def group(reports: Sequence[Report]) -> Grouping:
-    """Stories over ``reports``; deterministic, whatever their order."""
-    order = sorted(
-        range(len(reports)), key=lambda i: (reports[i].published_ts, reports[i].article_id)
-    )
-    items = [reports[i] for i in order]
+@dataclass
+class KeyStats:
+    """How many leads have each name or number: what makes a shared name rare (IDF). Kept
+    with the stories so that regrouping a few components weighs names as a full regroup
+    with the same statistics would."""
+
+    n: int = 0
+    df: dict[str, int] = field(default_factory=dict)  # keys of two or more leads
+
+    @classmethod
+    def of(cls, key_sets: Iterable[set[str]]) -> KeyStats:
+        sets = list(key_sets)
+        counts = Counter(k for s in sets for k in s)
+        return cls(len(sets), {k: c for k, c in counts.items() if c > 1})
+
+    def idf(self) -> Callable[[str], float]:
+        n, df = max(self.n, 1), self.df
+        rare = math.log((n + 1) / 1.5)  # a key of one lead (or a lead added since)
+        return lambda key: math.log((n + 1) / (df[key] + 0.5)) if key in df else rare
+
+    def stale(self, articles: int) -> bool:
+        """The index has grown or shrunk enough since these were counted to count again."""
+        return abs(articles - self.n) > STATS_DRIFT * max(self.n, 1)
+
+    def to_json(self) -> str:
+        return json.dumps({"n": self.n, "df": self.df}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> KeyStats:
+        data = json.loads(text)
+        return cls(int(data["n"]), {str(k): int(v) for k, v in data["df"].items()})
+
+
+def shared_keys(a: set[str], b: set[str], idf: Callable[[str], float]) -> float:
+    """IDF-weighted share of the smaller key set that the other one has too."""
+    if not a or not b:
+        return 0.0
+    both = sum(idf(k) for k in a & b)
+    smaller = min(sum(idf(k) for k in a), sum(idf(k) for k in b))
+    return both / smaller if smaller > 0 else 0.0
+
+
+def link_score(cosine: float, shared: float, days: float) -> float:
+    return cosine + KEYS_WEIGHT * shared - DAY_PENALTY * max(0.0, days - FREE_DAYS)
+
+
+def linked(cosine: float, shared: float, days: float = 0.0) -> bool:
+    """Two leads within the window report the same event."""
+    return cosine >= MIN_COSINE and link_score(cosine, shared, days) >= LINK_SCORE
+
+
+def group(reports: Sequence[Report], stats: KeyStats | None = None) -> Grouping:
+    """Stories over ``reports`` (names weighed by ``stats``, else by these reports' own
+    counts); deterministic, whatever their order."""
+    items = sorted(reports, key=lambda r: (r.published_ts, r.article_id))
     digests = {r.article_id for r in items if r.digest}
     key_sets = [keys(r.title, r.lead) for r in items]
-    idf = _idf(key_sets)
-    links = _links(items, key_sets, idf, digests)
+    idf = (stats or KeyStats.of(key_sets)).idf()
+    near = _near_pairs(items, digests)
+    links: dict[int, dict[int, float]] = {i: {} for i in range(len(items))}
+    for i, j, cos in near:
+        days = (items[j].published_ts - items[i].published_ts) / DAY
+        score = link_score(cos, shared_keys(key_sets[i], key_sets[j], idf), days)
+        if score >= LINK_SCORE:
+            links[i][j] = links[j][i] = score
     parent = _cluster(items, links)
+    parent = _merge_groups(items, key_sets, idf, near, parent)
     first: dict[int, int] = {}
     for i in range(len(items)):  # items are oldest first: a group's first index is its oldest
         first.setdefault(parent[i], i)
@@ -163,42 +258,42 @@ def group(reports: Sequence[Report]) -> Grouping:
     return Grouping(story_of=story_of, digests=digests)
 
 
-def _idf(key_sets: Iterable[set[str]]) -> dict[str, float]:
-    sets = list(key_sets)
-    df = Counter(k for s in sets for k in s)
-    n = max(len(sets), 1)
-    return {k: math.log((n + 1) / (c + 0.5)) for k, c in df.items()}
+def components(reports: Sequence[Report]) -> list[list[str]]:
+    """Article ids in groups that no story crosses: connected by near pairs (lead cosine >=
+    ``MIN_COSINE``, within ``WINDOW_DAYS``; digests and undated reports stay alone)."""
+    items = sorted(reports, key=lambda r: (r.published_ts, r.article_id))
+    digests = {r.article_id for r in items if r.digest}
+    parent = list(range(len(items)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j, _ in _near_pairs(items, digests):
+        a, b = root(i), root(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    out: dict[int, list[str]] = {}
+    for i, r in enumerate(items):
+        out.setdefault(root(i), []).append(r.article_id)
+    return list(out.values())
 
 
-def shared_keys(a: set[str], b: set[str], idf: dict[str, float]) -> float:
-    """IDF-weighted share of the smaller key set that the other one has too."""
-    if not a or not b:
-        return 0.0
-    both = sum(idf.get(k, 0.0) for k in a & b)
-    smaller = min(sum(idf.get(k, 0.0) for k in a), sum(idf.get(k, 0.0) for k in b))
-    return both / smaller if smaller > 0 else 0.0
-
-
-def linked(cosine: float, shared: float) -> bool:
-    """Two leads within the window report the same event."""
-    return cosine >= MIN_COSINE and cosine + KEYS_WEIGHT * shared >= LINK_SCORE
-
-
-def _links(
-    items: list[Report], key_sets: list[set[str]], idf: dict[str, float], digests: set[str]
-) -> dict[int, dict[int, float]]:
-    """Linked pairs among reports published within the window (items are oldest first),
-    each with its link score."""
+def _near_pairs(items: list[Report], digests: set[str]) -> list[tuple[int, int, float]]:
+    """(i, j, cosine) of reports published within the window whose leads are near, i < j
+    (items are oldest first): every pair that a link or a merge could use."""
     n = len(items)
-    links: dict[int, dict[int, float]] = {i: {} for i in range(n)}
     if n == 0:
-        return links
+        return []
     ts = np.asarray([r.published_ts for r in items], dtype=np.int64)
     matrix = np.stack([np.asarray(r.vector, dtype=np.float32) for r in items])
     usable = np.asarray(
         [r.published_ts >= 0 and r.article_id not in digests for r in items], dtype=bool
     )
     window = WINDOW_DAYS * DAY
+    pairs = []
     end = 0
     for i in range(n):
         if not usable[i]:
@@ -211,13 +306,9 @@ def _links(
         cosines = matrix[i + 1 : end] @ matrix[i]
         for offset in np.flatnonzero(cosines >= MIN_COSINE):
             j = i + 1 + int(offset)
-            if not usable[j]:
-                continue
-            cos = float(cosines[offset])
-            shared = shared_keys(key_sets[i], key_sets[j], idf)
-            if linked(cos, shared):
-                links[i][j] = links[j][i] = cos + KEYS_WEIGHT * shared
-    return links
+            if usable[j]:
+                pairs.append((i, j, float(cosines[offset])))
+    return pairs
 
 
 def _cluster(items: list[Report], links: dict[int, dict[int, float]]) -> list[int]:
@@ -258,20 +349,72 @@ def _cluster(items: list[Report], links: dict[int, dict[int, float]]) -> list[in
             for j in links[i]
             if group_of[i] != group_of[j]
         }
-        # Merge mutual best partners only (what one-merge-at-a-time linkage would do, in
-        # rounds): a group's best partner is its most-linked one, then the strongest.
-        best: dict[int, tuple[tuple[float, float], int]] = {}
-        for a, b in pairs:
-            score = share(a, b)
-            if score[0] < MIN_LINK_SHARE:
-                continue
-            for one, other in ((a, b), (b, a)):
-                if one not in best or (score, -other) > (best[one][0], -best[one][1]):
-                    best[one] = (score, other)
-        merged = [(a, b) for a, (_, b) in best.items() if a < b and best[b][1] == a]
+        scores = {pair: share(*pair) for pair in pairs}
+        merged = _mutual_best({p: s for p, s in scores.items() if s[0] >= MIN_LINK_SHARE})
         if not merged:
             return group_of
         for a, b in merged:
             for m in members.pop(b):
                 group_of[m] = a
                 members[a].append(m)
+
+
+def _merge_groups(
+    items: list[Report],
+    key_sets: list[set[str]],
+    idf: Callable[[str], float],
+    near: list[tuple[int, int, float]],
+    group_of: list[int],
+) -> list[int]:
+    """Average linkage on the scores: merge two groups (joined by a near pair, centres at
+    most ``GROUP_DAYS`` apart) whose mean pair cosine is at least ``MIN_COSINE`` and whose
+    mean cosine + ``GROUP_KEYS_WEIGHT`` * mean shared names reaches ``GROUP_SCORE``."""
+    matrix = np.stack([np.asarray(r.vector, dtype=np.float32) for r in items]) if items else None
+    ts = np.asarray([r.published_ts for r in items], dtype=np.float64)
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(group_of):
+        members.setdefault(g, []).append(i)
+    shared: dict[tuple[int, int], float] = {}
+
+    def pair_keys(i: int, j: int) -> float:
+        pair = (i, j) if i < j else (j, i)
+        if pair not in shared:
+            shared[pair] = shared_keys(key_sets[i], key_sets[j], idf)
+        return shared[pair]
+
+    def score(a: int, b: int) -> float | None:
+        ma, mb = members[a], members[b]
+        if abs(ts[ma].mean() - ts[mb].mean()) > GROUP_DAYS * DAY:
+            return None
+        cos = float(matrix[ma].sum(0) @ matrix[mb].sum(0)) / (len(ma) * len(mb))
+        if cos < MIN_COSINE:
+            return None
+        keys_mean = sum(pair_keys(i, j) for i in ma for j in mb) / (len(ma) * len(mb))
+        value = cos + GROUP_KEYS_WEIGHT * keys_mean
+        return value if value >= GROUP_SCORE else None
+
+    while True:
+        pairs = {
+            (min(group_of[i], group_of[j]), max(group_of[i], group_of[j]))
+            for i, j, _ in near
+            if group_of[i] != group_of[j]
+        }
+        scores = {pair: value for pair in pairs if (value := score(*pair)) is not None}
+        merged = _mutual_best(scores)
+        if not merged:
+            return group_of
+        for a, b in merged:
+            for m in members.pop(b):
+                group_of[m] = a
+                members[a].append(m)
+
+
+def _mutual_best(scores: dict[tuple[int, int], Any]) -> list[tuple[int, int]]:
+    """Pairs (a < b) each of whose groups scores the other highest (ties: the older
+    partner): what one-merge-at-a-time linkage would do, in rounds."""
+    best: dict[int, tuple[Any, int]] = {}
+    for (a, b), value in scores.items():
+        for one, other in ((a, b), (b, a)):
+            if one not in best or (value, -other) > (best[one][0], -best[one][1]):
+                best[one] = (value, other)
+    return [(a, b) for a, (_, b) in best.items() if a < b and best[b][1] == a]

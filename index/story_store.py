@@ -4,12 +4,23 @@ Every article's story id lives in its manifest record and, as the flat ``story_i
 the Chroma metadata of each of its chunks, so server mode and every process see the same
 stories (and can filter chunks by story). The grouping (``index.stories``) reads only the
 stored leads (each article's first chunk: its text and its vector), so an index built before
-stories existed gets them on its next run without re-embedding anything.
+stories existed, or grouped by older rules (``GROUPING_VERSION``), is regrouped on its next
+run without re-embedding anything.
+
+A run that writes or removes a few articles regroups only the stories that could change:
+the connected components (``index.stories.components``) of every article published within
+the window of a changed one, found by walking near leads outward from those dates. A story
+never leaves its component, and the names' document frequencies are the ones stored with
+the last full regroup (``KeyStats``), so the result is what a full regroup with those
+frequencies gives. A full regroup runs when there is nothing to build on (a new index, a
+crash, new rules) and counts the frequencies afresh when the index has grown or shrunk by
+``STATS_DRIFT`` since.
 
 Crash safety: the pass runs while the index is marked dirty, writes chunk metadata before
 manifest records (the manifest says what is done), and finally records the index version it
-grouped (``__stories__``). A run that finds that version stale simply groups again; grouping
-is deterministic, so whatever was already written stays and the rest is completed.
+grouped and the frequencies it used (``__stories__``). A run that finds that record stale
+groups everything again with the stored frequencies: the same stories the interrupted pass
+was writing, whatever part of them it wrote.
 """
 
 from __future__ import annotations
@@ -17,15 +28,26 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from index.identity import chunk_id
 from index.models import ArticleHit
 from index.store import Store
-from index.stories import Grouping, Report, group
+from index.stories import (
+    DAY,
+    GROUPING_VERSION,
+    MIN_COSINE,
+    WINDOW_DAYS,
+    Grouping,
+    KeyStats,
+    Report,
+    group,
+    keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +59,72 @@ _GET = 1000  # records per Chroma get/update call
 class StoryPass:
     """What one grouping pass did."""
 
-    articles: int = 0
-    stories: int = 0
+    articles: int = 0  # articles regrouped (every indexed one on a full pass)
+    stories: int = 0  # stories in the whole index afterwards
     digests: int = 0
     moved: int = 0  # articles whose story id (or digest flag) was written
     seconds: float = 0.0
+    full: bool = True
+    stats: KeyStats = field(default_factory=KeyStats)
+
+
+@dataclass
+class Touched:
+    """What an index run changed: the articles it wrote, and the dates (as indexed before
+    and after) of every article it wrote or removed."""
+
+    ids: set[str] = field(default_factory=set)
+    dates: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Grouped:
+    """The ``__stories__`` record: which index version the stored stories are for, by which
+    rules, and the names' frequencies they were weighed with."""
+
+    version: int | None = None
+    rules: int | None = None
+    stats: KeyStats | None = None
+
+    @property
+    def current(self) -> bool:
+        return self.version is not None and self.rules == GROUPING_VERSION
+
+
+def grouped(store: Store) -> Grouped:
+    got = store.articles.get(ids=[STORIES_ID], include=["metadatas", "documents"])
+    if not got["ids"]:
+        return Grouped()
+    meta = got["metadatas"][0] or {}
+    document = (got["documents"] or [None])[0]
+    try:
+        stats = KeyStats.from_json(document) if document else None
+    except (ValueError, KeyError, TypeError):
+        stats = None  # unreadable: counted afresh on the next full regroup
+    rules = meta.get("rules")
+    return Grouped(int(meta.get("version", -1)), int(rules) if rules else None, stats)
 
 
 def grouped_version(store: Store) -> int | None:
-    """The index version the stored stories were computed for (None: never grouped)."""
-    got = store.articles.get(ids=[STORIES_ID], include=["metadatas"])
-    if not got["ids"]:
-        return None
-    return int((got["metadatas"][0] or {}).get("version", -1))
+    """The index version the stored stories were computed for by today's rules (None:
+    never grouped, or by other rules)."""
+    record = grouped(store)
+    return record.version if record.current else None
 
 
-def mark_grouped(store: Store, version: int) -> None:
+def mark_grouped(store: Store, version: int, stats: KeyStats | None = None) -> None:
+    stats = stats or KeyStats()
     store.articles.upsert(
-        ids=[STORIES_ID], embeddings=[[0.0]], metadatas=[{"kind": "stories", "version": version}]
+        ids=[STORIES_ID],
+        embeddings=[[0.0]],
+        documents=[stats.to_json()],
+        metadatas=[
+            {"kind": "stories", "version": version, "rules": GROUPING_VERSION, "keys_n": stats.n}
+        ],
     )
 
 
-def load_reports(store: Store, manifest: dict[str, dict]) -> list[Report]:
+def load_reports(store: Store, manifest: Mapping[str, dict]) -> list[Report]:
     """Each article's lead as stored: its first chunk's text and vector."""
     wanted = {chunk_id(aid, str(meta.get("hash", "")), 0): aid for aid, meta in manifest.items()}
     ids = list(wanted)
@@ -82,20 +148,30 @@ def load_reports(store: Store, manifest: dict[str, dict]) -> list[Report]:
     return reports
 
 
-def assign_stories(store: Store, manifest: dict[str, dict] | None = None) -> StoryPass:
-    """Group every indexed article and write the story ids that moved."""
+def assign_stories(
+    store: Store, manifest: dict[str, dict] | None = None, touched: Touched | None = None
+) -> StoryPass:
+    """Group the indexed articles and write the story ids that moved: only around
+    ``touched`` when the stored stories are up to date, else all of them."""
     started = time.perf_counter()
     manifest = store.manifest() if manifest is None else manifest
-    reports = load_reports(store, manifest)
-    grouping = group(reports)
+    record = grouped(store)
+    stats = record.stats if record.current else None
+    if stats is not None and stats.stale(len(manifest)):
+        stats = None
+    full = touched is None or stats is None or record.version != store.state().version
+    if full:
+        reports = load_reports(store, manifest)
+        if stats is None:
+            stats = KeyStats.of(keys(r.title, r.lead) for r in reports)
+    else:
+        reports = _around(store, manifest, touched)
+    grouping = group(reports, stats)
     moved = {
-        aid: meta
-        for aid, meta in manifest.items()
-        if aid in grouping.story_of
-        and (
-            meta.get("story_id") != grouping.story_of[aid]
-            or bool(meta.get("digest", False)) != (aid in grouping.digests)
-        )
+        aid: manifest[aid]
+        for aid in grouping.story_of
+        if manifest[aid].get("story_id") != grouping.story_of[aid]
+        or bool(manifest[aid].get("digest", False)) != (aid in grouping.digests)
     }
     _write_chunk_stories(store, moved, grouping)
     store.put_articles(
@@ -108,13 +184,81 @@ def assign_stories(store: Store, manifest: dict[str, dict] | None = None) -> Sto
             for aid, meta in moved.items()
         }
     )
+    story_of = {aid: str(meta.get("story_id") or aid) for aid, meta in manifest.items()}
+    story_of.update(grouping.story_of)
     return StoryPass(
         articles=len(reports),
-        stories=len(set(grouping.story_of.values())),
+        stories=len(set(story_of.values())),
         digests=len(grouping.digests),
         moved=len(moved),
         seconds=time.perf_counter() - started,
+        full=full,
+        stats=stats,
     )
+
+
+def _around(store: Store, manifest: Mapping[str, dict], touched: Touched) -> list[Report]:
+    """The leads of every component that holds an article published within the window of
+    a touched date (or a touched article): found by walking near leads outward, a band of
+    dates at a time, so only what lies near the changes is read."""
+    window = WINDOW_DAYS * DAY
+    dated = sorted(
+        (int(meta.get("published_ts", -1)), aid)
+        for aid, meta in manifest.items()
+        if int(meta.get("published_ts", -1)) >= 0
+    )
+    times = [ts for ts, _ in dated]
+
+    def band(centres: Iterable[int]) -> set[str]:
+        out: set[str] = set()
+        for lo, hi in _spans(sorted(centres), window):
+            start, end = bisect_left(times, lo), bisect_right(times, hi)
+            out.update(aid for _, aid in dated[start:end])
+        return out
+
+    loaded: dict[str, Report] = {}
+
+    def load(ids: set[str]) -> None:
+        missing = {aid: manifest[aid] for aid in ids if aid not in loaded and aid in manifest}
+        loaded.update((r.article_id, r) for r in load_reports(store, missing))
+
+    seeds = {aid for aid in touched.ids if aid in manifest} | band(
+        ts for ts in touched.dates if ts >= 0
+    )
+    load(seeds)
+    closure = {aid for aid in seeds if aid in loaded}
+    frontier = [loaded[aid] for aid in closure if _walkable(loaded[aid])]
+    while frontier:
+        candidates = band(r.published_ts for r in frontier) - closure
+        load(candidates)
+        others = [loaded[aid] for aid in candidates if aid in loaded and _walkable(loaded[aid])]
+        if not others:
+            break
+        near = np.stack([o.vector for o in others]) @ np.stack([f.vector for f in frontier]).T
+        gap = np.abs(
+            np.asarray([o.published_ts for o in others])[:, None]
+            - np.asarray([f.published_ts for f in frontier])[None, :]
+        )
+        found = ((near >= MIN_COSINE) & (gap <= window)).any(axis=1)
+        frontier = [o for o, hit in zip(others, found) if hit]
+        closure.update(r.article_id for r in frontier)
+    return [loaded[aid] for aid in sorted(closure)]
+
+
+def _walkable(report: Report) -> bool:
+    """A report that near pairs can join (digests and undated reports stay alone)."""
+    return report.published_ts >= 0 and not report.digest
+
+
+def _spans(centres: list[int], radius: int) -> list[tuple[int, int]]:
+    """Sorted ``centres`` +- ``radius``, overlapping spans merged."""
+    spans: list[tuple[int, int]] = []
+    for c in centres:
+        if spans and c - radius <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], c + radius)
+        else:
+            spans.append((c - radius, c + radius))
+    return spans
 
 
 def _write_chunk_stories(store: Store, moved: dict[str, dict], grouping: Grouping) -> None:

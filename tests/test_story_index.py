@@ -68,7 +68,8 @@ def assert_stories_consistent(store: Store) -> dict[str, str]:
     """Every article's stored story is what grouping the stored leads gives now, and every
     chunk carries its article's story id; returns article id -> story id."""
     manifest = store.manifest()
-    expected = group(story_store.load_reports(store, manifest)).story_of
+    stats = story_store.grouped(store).stats  # the frequencies the index weighs names with
+    expected = group(story_store.load_reports(store, manifest), stats).story_of
     stored = {aid: m.get("story_id") for aid, m in manifest.items()}
     assert stored == expected
     got = store.chunks.get(include=["metadatas"])
@@ -153,6 +154,30 @@ def test_an_index_without_stories_gets_them_without_re_embedding(
     # ... and the next run has nothing left to do.
     summary = index_paths([feed], store.settings, embedder=counting)
     assert summary.stories == 0 and counting.texts == 0
+
+
+def test_stories_grouped_by_older_rules_are_regrouped_without_re_embedding(
+    indexed, embedder: LocalEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_ingest import CountingEmbedder
+
+    feed, store = indexed
+    before = assert_stories_consistent(store)
+    # The record an index grouped by the first rules has: a version, no rules number.
+    store.articles.update(ids=[story_store.STORIES_ID], metadatas=[{"rules": None}])
+    assert story_store.grouped_version(store) is None
+    regrouped = []
+    real = story_store.assign_stories
+    monkeypatch.setattr(
+        story_store,
+        "assign_stories",
+        lambda *a, **k: regrouped.append(real(*a, **k)) or regrouped[-1],
+    )
+    counting = CountingEmbedder(embedder)
+    summary = index_paths([feed], store.settings, embedder=counting)
+    assert counting.texts == 0 and summary.unchanged == 4 and summary.stories == 3
+    assert regrouped[0].full and regrouped[0].articles == 4
+    assert assert_stories_consistent(store) == before
 
 
 def test_an_interrupted_grouping_pass_is_completed_by_the_next_run(
