@@ -38,6 +38,16 @@ def summary_line(s: IndexSummary) -> str:
     )
 
 
+def writing_progress(streamed: str) -> str:
+    """What a front end shows while the LLM writes: how far the answer has got, never its
+    words. Streamed text has not been through the citation check yet (an article can talk
+    the LLM into a claim, or a forged "[1]"), and replacing it would come after it was read."""
+    n = len(streamed.split())
+    if not n:
+        return ""
+    return f"Writing the answer ({n} word{'s' * (n != 1)} so far) …"
+
+
 def source_line(c: Citation) -> str:
     when = f", {c.published}" if c.published else ""
     url = f"\n     {escape(c.url)}" if c.url else ""

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot import repl_follow
-from bot.render import print_answer, print_timeline, source_line
+from bot.render import print_answer, print_timeline, source_line, writing_progress
 from index.errors import QuestionError, StoreError
 from index.models import Answer
 from index.settings import Settings
@@ -109,18 +109,34 @@ class _Loader:
 
 
 async def _answer(engine: NewsChatEngine, question: str, console: Console) -> Answer | None:
-    streamed = []
+    """Progress while the answer is written, then only the checked answer and its sources:
+    streamed text is unchecked (claims and citations the check may drop), so it is counted,
+    not shown, as in Telegram's preview."""
+    from rich.text import Text
+
+    streamed = ""
     response = await engine.astream_chat(question)
-    async for delta in response.async_response_gen():
-        streamed.append(delta)
-        console.print(escape(delta), end="")
-    console.print()
+    with _progress_line(console) as live:
+        async for delta in response.async_response_gen():
+            streamed += delta
+            if live is not None:
+                live.update(Text(writing_progress(streamed), style="dim"), refresh=True)
     final = response.answer
-    if final is None:
-        return None
-    # Checking citations may renumber or drop claims: then show the checked text too.
-    print_answer(console, final, text="".join(streamed).strip() != final.text.strip())
+    if final is not None:
+        print_answer(console, final)
     return final
+
+
+def _progress_line(console: Console) -> contextlib.AbstractContextManager:
+    """On a terminal, one transient line that the answer replaces; in a pipe, nothing (a
+    script reads the answer alone)."""
+    if not console.is_terminal:
+        return contextlib.nullcontext()
+    from rich.live import Live
+    from rich.text import Text
+
+    start = Text("Searching the articles …", style="dim")
+    return Live(start, console=console, transient=True, auto_refresh=False)
 
 
 def run(settings: Settings, console: Console | None = None, interactive: bool = True) -> None:

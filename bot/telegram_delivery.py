@@ -26,6 +26,7 @@ from telegram.error import (
     TelegramError,
 )
 
+from bot.render import writing_progress
 from bot.telegram_format import MAX_MESSAGE, escape, format_answer, html_to_plain, split_message
 from index.answer import QuestionError
 from index.errors import NewsdeskError
@@ -195,13 +196,8 @@ async def _stream(
 
 
 def _preview(text: str) -> str:
-    """The streaming preview: how far the answer has got, never its words. Streamed text has
-    not been through the citation check yet (an article can talk the LLM into a claim, or a
-    forged "[1]"), and the final edit would remove it only after it was read."""
-    n = len(text.split())
-    if not n:
-        return ""
-    return f"Writing the answer ({n} word{'s' * (n != 1)} so far) …"
+    """The streaming preview: the REPL's progress line, never the unchecked words."""
+    return writing_progress(text)
 
 
 # --- final delivery --------------------------------------------------------------------------
