@@ -53,6 +53,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -121,9 +122,13 @@ class Report:
     url: str = ""
     source: str = ""
 
-    @property
+    @cached_property
     def digest(self) -> bool:
         return is_digest(self.title, self.lead, self.url)
+
+    @cached_property
+    def keys(self) -> set[str]:
+        return keys(self.title, self.lead)
 
 
 @dataclass
@@ -238,7 +243,7 @@ def group(reports: Sequence[Report], stats: KeyStats | None = None) -> Grouping:
     counts); deterministic, whatever their order."""
     items = sorted(reports, key=lambda r: (r.published_ts, r.article_id))
     digests = {r.article_id for r in items if r.digest}
-    key_sets = [keys(r.title, r.lead) for r in items]
+    key_sets = [r.keys for r in items]
     idf = (stats or KeyStats.of(key_sets)).idf()
     near = _near_pairs(items, digests)
     links: dict[int, dict[int, float]] = {i: {} for i in range(len(items))}

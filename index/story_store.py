@@ -46,7 +46,6 @@ from index.stories import (
     KeyStats,
     Report,
     group,
-    keys,
 )
 
 log = logging.getLogger(__name__)
@@ -163,7 +162,7 @@ def assign_stories(
     if full:
         reports = load_reports(store, manifest)
         if stats is None:
-            stats = KeyStats.of(keys(r.title, r.lead) for r in reports)
+            stats = KeyStats.of(r.keys for r in reports)
     else:
         reports = _around(store, manifest, touched)
     grouping = group(reports, stats)
