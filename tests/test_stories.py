@@ -160,3 +160,82 @@ def test_undated_reports_stay_alone() -> None:
     vector = _unit(1)
     grouping = group([Report("x", "x", "", -1, vector), Report("y", "y", "", -1, vector)])
     assert grouping.story_of["x"] != grouping.story_of["y"]
+
+
+def test_a_later_update_needs_a_closer_match_the_later_it_comes() -> None:
+    a, b = _unit(1, 0.1), _unit(1, 0.35)  # cosine ~0.97, and no names in common
+    assert float(a @ b) >= stories.LINK_SCORE
+    near = group([_report("x", a, 0), _report("y", b, 2)]).story_of
+    assert near["x"] == near["y"]
+    # 8 days apart the bar is 3 days' penalty higher: the same leads are not enough ...
+    late = group([_report("x", a, 0), _report("y", b, 8)]).story_of
+    assert late["x"] != late["y"]
+    # ... the same event's names are (a trial's verdict and its opening arguments)
+    lead = "The jury heard Alex Jones in Austin on the Sandy Hook case."
+    named = group([_report("x", a, 0, "Trial", lead), _report("y", b, 8, "Verdict", lead)])
+    assert named.story_of["x"] == named.story_of["y"]
+    # and nothing links beyond the window
+    far = [_report("x", a, 0, "Trial", lead), _report("y", a, stories.WINDOW_DAYS + 1, "V", lead)]
+    assert len(set(group(far).story_of.values())) == 2
+
+
+def test_groups_whose_pairs_are_close_on_average_merge_into_one_story() -> None:
+    # Two angles of one day's event: each pair of angles is linked, but across them no pair
+    # reaches LINK_SCORE; their mean cosine plus shared names does reach GROUP_SCORE.
+    u, v = _unit(1, 0, 0.3), _unit(1, 0.62, 0)
+    cross = float(u @ v)
+    lead = "Storm Alder hit Port Kellan and Dunmore."
+    assert cross + stories.KEYS_WEIGHT * 1.0 >= stories.GROUP_SCORE  # all names shared
+    assert cross < stories.LINK_SCORE
+    reports = [
+        _report("a1", u, 0, "Storm", lead),
+        _report("a2", u, 0.1, "Storm", lead),
+        _report("b1", v, 0.2, "Storm", lead),
+        _report("b2", v, 0.3, "Storm", lead),
+    ]
+    story = group(reports).story_of
+    assert len(set(story.values())) == 1
+    # Without the names in common the same leads stay two stories.
+    apart = [
+        _report("a1", u, 0, "Storm", "Storm Alder hit Port Kellan."),
+        _report("a2", u, 0.1, "Storm", "Storm Alder hit Port Kellan."),
+        _report("b1", v, 0.2, "Vote", "Voters in Brindleford chose Maria Okafor."),
+        _report("b2", v, 0.3, "Vote", "Voters in Brindleford chose Maria Okafor."),
+    ]
+    story = group(apart).story_of
+    assert story["a1"] == story["a2"] != story["b1"] == story["b2"]
+
+
+def test_grouping_whole_components_gives_what_grouping_everything_gives() -> None:
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(6, 8))
+    reports = []
+    for n in range(60):
+        centre = centres[n % 6]
+        vector = centre + rng.normal(scale=0.35, size=8)
+        vector /= np.linalg.norm(vector)
+        day = float(rng.integers(0, 40))
+        reports.append(_report(f"r{n:02d}", vector.astype(np.float32), day, lead=f"Name{n % 6}"))
+    whole = group(reports).story_of
+    parts = stories.components(reports)
+    assert 1 < len(parts) < len(reports)  # the test means something only with both kinds
+    stats = stories.KeyStats.of(r.keys for r in reports)
+    assert group(reports, stats).story_of == whole
+    by_id = {r.article_id: r for r in reports}
+    for part in parts:
+        alone = group([by_id[aid] for aid in part], stats).story_of
+        assert alone == {aid: whole[aid] for aid in part}
+    # no story crosses a component
+    component_of = {aid: n for n, part in enumerate(parts) for aid in part}
+    for aid, story in whole.items():
+        assert {component_of[a] for a, s in whole.items() if s == story} == {component_of[aid]}
+
+
+def test_key_stats_survive_their_record_and_go_stale_with_growth() -> None:
+    stats = stories.KeyStats.of([{"a", "b"}, {"a"}, {"c"}])
+    assert stats.n == 3 and stats.df == {"a": 2}  # keys of one lead are not stored
+    again = stories.KeyStats.from_json(stats.to_json())
+    assert again == stats
+    idf = again.idf()
+    assert idf("a") < idf("b") == idf("never-seen")
+    assert not stats.stale(3) and stats.stale(4)
