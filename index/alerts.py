@@ -114,7 +114,7 @@ class TopicVectors:
         return np.stack([self._vectors[t] for t in texts])
 
     def forget(self, keep: Iterable[str]) -> None:
-        """Drop the vectors of topics no longer followed."""
+        """Drop the vectors of all topics but these."""
         wanted = set(keep)
         self._vectors = {t: v for t, v in self._vectors.items() if t in wanted}
 
@@ -186,6 +186,7 @@ class FollowMatcher:
         topics = sorted(set(topics))
         if not topics or not new:
             return run
+        self.topics.forget(topics)  # unfollowed topics leave the cache
         chunks = self.new_chunks(new)
         if not chunks.articles:
             return run
