@@ -311,6 +311,7 @@ class Startup:
     ask: list[RunResult]  # newsdesk ask QUESTION --json
     prompt: list[float]  # newsdesk chat until its prompt shows
     before: list[RunResult] = field(default_factory=list)  # `ask` of the --compare checkout
+    imports: list[list[str]] = field(default_factory=list)  # rows of _import_table
 
     def median(self, kind: str) -> float:
         runs = getattr(self, kind)
@@ -354,7 +355,59 @@ def _startup(
             before.json()
             startup.before.append(before)
         startup.prompt.append(_time_to_prompt([*newsdesk_cmd(), "chat"], env, cwd))
+    startup.imports = _import_table(env, cwd, ask_cmd)
     return startup
+
+
+# Top-level packages reported as newsdesk's own code.
+OWN = ("index", "bot")
+
+
+def _import_times(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, float]:
+    """Each module ``cmd`` imports, with its own (self) import time in seconds, from
+    ``python -X importtime`` (PYTHONPROFILEIMPORTTIME, so it reaches entry-point scripts)."""
+    run = run_measured(cmd, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, cwd=cwd).check()
+    times = {}
+    for line in run.stderr.splitlines():
+        # "import time:       412 |       1234 |   package.module"
+        if line.startswith("import time:") and not line.rstrip().endswith("imported package"):
+            own, _, name = (part.strip() for part in line[len("import time:") :].split("|"))
+            if own.isdigit():
+                times[name] = int(own) / 1e6
+    return times
+
+
+def _import_table(env: dict[str, str], cwd: Path, ask_cmd: list[str]) -> list[list[str]]:
+    """What a cold ``ask`` imports beyond the bare ``import chromadb``, in two groups: what
+    ``import llama_index.core`` brings on top of chromadb, and everything else; each with
+    its largest top-level packages. Self times under ``-X importtime`` (which slows every
+    import alike): their sums compare, their absolute values run high."""
+    bare = _import_times([sys.executable, "-c", "import chromadb"], env, cwd)
+    llama = _import_times([sys.executable, "-c", "import chromadb, llama_index.core"], env, cwd)
+    ask = _import_times(ask_cmd, env, cwd)
+    groups: dict[str, dict[str, float]] = {"llama_index.core and what it imports": {}}
+    groups["the rest (newsdesk's code, typer, ONNX Runtime, ...)"] = {}
+    for name, own in ask.items():
+        if name in bare:
+            continue
+        group = next(iter(groups)) if name in llama else list(groups)[1]
+        top = name.split(".")[0]
+        top = "newsdesk (index, bot)" if top in OWN else top
+        groups[group][top] = groups[group].get(top, 0.0) + own
+    rows = [["`import chromadb` (the bare import)", secs(sum(bare.values())), "1.00x", ""]]
+    base = sum(bare.values())
+    for group, packages in groups.items():
+        total = sum(packages.values())
+        largest = sorted(packages.items(), key=lambda item: -item[1])[:6]
+        rows.append(
+            [
+                f"+ {group}",
+                secs(total),
+                f"+{total / base:.2f}x",
+                ", ".join(f"{name} {value:.2f}" for name, value in largest),
+            ]
+        )
+    return rows
 
 
 def _time_to_prompt(cmd: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> float:
@@ -441,6 +494,13 @@ def _startup_report(startup: Startup, n_articles: int, args: argparse.Namespace)
             (
                 "Targets",
                 table(["target (issue 11)", "measured", "result"], _startup_targets(startup)),
+            ),
+            (
+                "Where a cold `ask`'s imports go (python -X importtime, one run)",
+                table(
+                    ["imported", "import time (sum)", "of the bare import's", "largest (s)"],
+                    startup.imports,
+                ),
             ),
         ],
         [
