@@ -34,6 +34,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)
 _STEMMER = Stemmer.Stemmer("english")
 _PAGE = 5000
 BOILERPLATE_ARTICLES = 4  # a sentence in this many articles is furniture, not news
+IDF_MIN_CHUNKS = 1000  # a few days of news: fewer chunks than this give no word statistics
 CHECK_EVERY = 1.0  # seconds between version checks; a query in between uses what it has
 # Bump when what is saved (or how text becomes tokens) changes: old folders are then rebuilt
 # from the collection, not misread. 3: one spelling per word (index.text.one_spelling).
@@ -66,7 +67,11 @@ class Bm25Index:
             table: dict[str, float] = {}
             if self.retriever is not None:
                 df = np.diff(np.asarray(self.retriever.scores["indptr"]))
-                n = max(len(self.ids), 1)
+                # A handful of chunks says nothing about which words are rare: in the
+                # seed article every chunk says "Pakistan" (IDF ~0.1), so a question's
+                # words absent from it outweighed all of its own. Counted as if among
+                # IDF_MIN_CHUNKS chunks, words of a small collection are rare, as in news.
+                n = max(len(self.ids), IDF_MIN_CHUNKS)
                 values = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
                 vocab = self.retriever.vocab_dict
                 table = {t: float(values[i]) for t, i in vocab.items() if i < len(values)}

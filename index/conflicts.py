@@ -17,18 +17,19 @@ from dataclasses import dataclass
 
 from index.extract import score_sentences
 from index.models import Answer, ArticleHit, citation_for
+from index.qkind import Kind, question_kind
 from index.text import terms
 
-_KINDS = [
-    ("number", r"\bhow (many|much|old|long|far|tall|big|high)\b|\b(death )?toll\b|\bnumber of\b"
-               r"|\bwhat (percent|percentage|amount|price|score)\b"),
-    ("date", r"^\s*when\b|\bwhat (day|date|month)\b|\bon which (day|date)\b"),
-    ("place", r"^\s*where\b|\bin which (city|country|state|town|county)\b"
-              r"|\bwhat (city|country|state|town|county)\b"),
-    ("name", r"^\s*(who|whom|whose)\b|\bwhich (person|company|team|player|candidate)\b"
-             r"|\bwhat (is|was) the name\b|\bwho (won|died|was|is)\b"),
-]  # fmt: skip
-_KIND_PATTERNS = [(kind, re.compile(p, re.IGNORECASE)) for kind, p in _KINDS]
+# The kind of value compared, for each question kind (``index.qkind`` reads it from the
+# question, as it does for the offline answer): an age is a number too.
+_VALUE_KINDS = {
+    Kind.NUMBER: "number",
+    Kind.AGE: "number",
+    Kind.DATE: "date",
+    Kind.PLACE: "place",
+    Kind.PERSON: "name",
+    Kind.NAME: "name",
+}
 
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -94,11 +95,9 @@ class Conflict:
     sides: list[Side]
 
 
-def question_kind(question: str) -> str | None:
-    for kind, pattern in _KIND_PATTERNS:
-        if pattern.search(question):
-            return kind
-    return None
+def value_kind(question: str) -> str | None:
+    """The kind of value the question asks for: "number", "date", "place", "name" or None."""
+    return _VALUE_KINDS.get(question_kind(question))
 
 
 def value_in(sentence: str, kind: str, question: str) -> str | None:
@@ -180,7 +179,7 @@ def find_conflicts(
     stories: int = 2,
 ) -> list[Conflict]:
     """Conflicts within the first ``stories`` stories of ``hits`` (each with its reports)."""
-    kind = question_kind(question)
+    kind = value_kind(question)
     if kind is None:
         return []
     found = []

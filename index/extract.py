@@ -35,6 +35,7 @@ KEY_COVERAGE = 0.4  # share of the question's words beside a typed answer that m
 SHORT_SENTENCE = 12  # words: a pronoun-led sentence this short leans on the one before
 _LEANS_BACK = re.compile(r"(?:He|She|It|They|His|Her|Its|Their|That|This)\b")
 _NAME = re.compile(r"[A-Za-z][\w'’\-]*")
+_YEAR = re.compile(r"(?:19|20)\d\d")
 
 
 @dataclass
@@ -58,7 +59,9 @@ def question_weights(question: str, idf: dict[str, float], context: str = "") ->
     """IDF weight per question term; terms carried over from earlier turns count less, and
     all of them together at most half as much as the question's own: "How much did it
     cost?" is about the cost, whatever the earlier turns said about the library."""
-    own = {t: idf.get(t, DEFAULT_IDF) for t in set(terms(question))}
+    # A year says when, not what: "the 2025 Nobel Peace Prize" is not covered by an
+    # article that merely mentions 2025 (``answer._named_year`` checks the when).
+    own = {t: idf.get(t, DEFAULT_IDF) for t in set(terms(question)) if not _YEAR.fullmatch(t)}
     carried = {t: 0.3 * idf.get(t, DEFAULT_IDF) for t in set(terms(context)) - set(own)}
     cap = CONTEXT_SHARE * sum(own.values())
     total = sum(carried.values())

@@ -19,6 +19,7 @@ import asyncio
 import html
 import logging
 import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
@@ -225,9 +226,27 @@ async def _before(awaitable: Awaitable[T], deadline: float) -> T:
     return await asyncio.wait_for(awaitable, timeout=max(remaining, 0.0))
 
 
+# What small models echo from the prompt: its <source> tags, their chat template's tokens,
+# an "Answer:" label before the answer and the "Question: ..." after it.
+_ECHO_TAGS = re.compile(
+    r"</?source\b[^>]*>|\[/?INST\]|<\|[a-z_]+\|>|</?(?:start|end)_of_turn>|</?s>", re.I
+)
+_ANSWER_LABEL = re.compile(r"^\s*(?:\*\*)?(?:final )?answer\s*:\s*(?:\*\*)?\s*", re.I)
+_QUESTION_ECHO = re.compile(r"(?:^|\s)(?:\*\*)?Question\s*:.*$", re.S)
+
+
+def strip_echoes(text: str) -> str:
+    """The answer without what the model repeated of its prompt:
+    'Answer: Yellowstone <source> </source> [1] Question: Which park...' -> 'Yellowstone [1]'."""
+    text = _ECHO_TAGS.sub(" ", text)
+    text = _QUESTION_ECHO.sub("", _ANSWER_LABEL.sub("", text))
+    return "\n".join(" ".join(line.split()) for line in text.strip().splitlines()).strip()
+
+
 def _checked(text: object, hits: list[ArticleHit]) -> Answer:
     if not isinstance(text, str):
         raise LLMUnavailable("malformed response")
+    text = strip_echoes(text)
     if not text.strip():
         raise LLMUnavailable("empty response")
     try:

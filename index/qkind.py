@@ -51,7 +51,7 @@ _KIND_RULES: list[tuple[Kind, re.Pattern[str]]] = [
             r"\b(?:what|which)(?: is| was|'s| are| were)?(?: the| its| his| her| their)?"
             r"(?: \w+){0,2}? (?:share|percentage|percent|proportion|fraction|rate|"
             r"magnitude|number|amount|price|temperature|speed|score|sum|total|cost|size|"
-            r"category|figure|margin|value)\b|\bwhat (?:is|was|'s) the (?:\w+ )?(?:worth|tally)\b|"
+            r"category|figure|margin|value)\b|\bwhat (?:is|was|'s) the (?:\w+ )?(?:worth|tally|toll)\b|"
             r"\bworth\b\??$",
             re.I,
         ),

@@ -11,7 +11,7 @@ from conftest import make_settings
 from fakes.openai_server import FakeOpenAI, Reply
 
 from index.answer import Answerer
-from index.conflicts import question_kind, value_in
+from index.conflicts import value_in, value_kind
 from index.embed import LocalEmbedder
 from index.ingest import index_paths
 
@@ -27,8 +27,8 @@ KIND_CASES = [
 
 
 @pytest.mark.parametrize(("question", "kind"), KIND_CASES)
-def test_question_kind(question: str, kind: str | None) -> None:
-    assert question_kind(question) == kind
+def test_value_kind(question: str, kind: str | None) -> None:
+    assert value_kind(question) == kind
 
 
 # (sentence, kind, question) -> the value it gives

@@ -254,6 +254,27 @@ def test_api_key_never_logged(answerer_for, fake_openai, caplog) -> None:
     assert not any(KEY in note for note in notes)
 
 
+# A small local model's reply: an "Answer:" label, the prompt's <source> tags, its template's
+# end token and the question repeated after the answer.
+ECHOED = (
+    f"Answer: {GOOD.replace('[1].', '<source> </source> [1].', 1)} [/INST] "
+    f"Question: {QUESTION} </source>"
+)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_prompt_echoes_are_stripped(answerer_for, fake_openai, streaming: bool) -> None:
+    fake_openai.script(Reply(ECHOED, chunk_words=3))
+    answerer = answerer_for()
+    answer = collect(answerer, QUESTION)[-1] if streaming else answerer.ask(QUESTION)
+
+    assert answer.mode == "llm" and answer.note == ""
+    assert answer.text.startswith("Pakistan and Azerbaijan agreed")
+    for echo in ("Answer:", "<source", "</source>", "[/INST]", "Question:"):
+        assert echo not in answer.text, (echo, answer.text)
+    assert answer.text.count("[1]") == 2 and len(answer.citations) == 1
+
+
 # --- streaming and follow-ups ---------------------------------------------------------------------
 def test_stream_yields_deltas_then_checked_answer(answerer_for, fake_openai) -> None:
     fake_openai.script(Reply(GOOD.replace("hardware [1]", "hardware [1][4]"), chunk_words=4))

@@ -23,6 +23,7 @@ KINDS: list[tuple[str, Kind]] = [
     ("How many states have them already?", Kind.NUMBER),
     ("How much did the film make?", Kind.NUMBER),
     ("What's the deal worth?", Kind.NUMBER),
+    ("What was the death toll of the quake?", Kind.NUMBER),
     ("What share of the vote did he get?", Kind.NUMBER),
     ("How strong is it now?", Kind.NUMBER),
     ("How long could the check take?", Kind.NUMBER),
