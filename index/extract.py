@@ -21,7 +21,16 @@ from dataclasses import dataclass
 
 from index.bm25 import sentence_key
 from index.models import ArticleHit
-from index.qkind import ANSWERED_BY, Asked, answers, near, places_in, without_kind_words
+from index.qkind import (
+    ANSWERED_BY,
+    Asked,
+    Kind,
+    answers,
+    counts,
+    near,
+    places_in,
+    without_kind_words,
+)
 from index.text import sentences, terms
 
 MAX_SENTENCES = 3
@@ -29,8 +38,8 @@ ARTICLES_READ = 2  # calibrated on dev data: citation precision vs. accuracy
 DEFAULT_IDF = 4.0
 ENTITY_WEIGHT = 0.3  # a question's names, inside an article whose headline carries them
 CONTEXT_SHARE = 0.5  # carried topic's weight, at most, against the follow-up's own words
-KIND_WEIGHT = 0.2
-HEADLINE_PENALTY = 0.2  # a headline competes as a sentence, behind the text's own  # a sentence holding an answer of the kind asked for
+KIND_WEIGHT = 0.2  # a sentence holding an answer of the kind asked for
+HEADLINE_PENALTY = 0.2  # a headline competes as a sentence, behind the text's own
 KEY_COVERAGE = 0.4  # share of the question's words beside a typed answer that makes it one
 SHORT_SENTENCE = 12  # words: a pronoun-led sentence this short leans on the one before
 _LEANS_BACK = re.compile(r"(?:He|She|It|They|His|Her|Its|Their|That|This)\b")
@@ -128,10 +137,14 @@ def score_sentences(
             seen.add(key)
             spans = answers(asked, sentence, places) if asked else []
             typed = bool(spans)
-            # An answer beside the question's key terms counts fully, one elsewhere half.
+            # An answer beside the question's key terms counts fully, one elsewhere half;
+            # for "how many X", a number of X ("2,532 book bans", not "50 groups").
             bonus = 0.0
             if spans:
-                close = any(near(asked, sentence, span) for span in spans)
+                if asked.counted and asked.kind is Kind.NUMBER:
+                    close = any(counts(asked, sentence, span) for span in spans)
+                else:
+                    close = any(near(asked, sentence, span) for span in spans)
                 bonus = KIND_WEIGHT if close else KIND_WEIGHT / 2
             # Short sentences say little on their own, unless they hold the answer ("She
             # was 73."); and a follow-up wants something new, unless the sentence said

@@ -43,6 +43,9 @@ _TIME_PHRASE = re.compile(
     r"\b(?:this|that|these|those) (?:week|month|year|morning|afternoon|evening|weekend|day)s?\b",
     re.IGNORECASE,
 )
+# "Which other state besides Florida was hit?", "Who else was arrested?": the question
+# names one thing but asks about the rest of what the previous turn was about.
+_BESIDES = re.compile(r"\b(?:other|else|besides|another|apart from|aside from)\b", re.I)
 _NAME_KINDS = (Kind.PERSON, Kind.NAME, Kind.PLACE)
 
 
@@ -105,7 +108,7 @@ def is_dependent(question: str) -> bool:
     quitting. Who ... before her?" names whom "her" means)."""
     parts = sentences(question) or [question]
     asked_part = _TIME_PHRASE.sub("", parts[-1])
-    if _OPENER.search(question):
+    if _OPENER.search(question) or _BESIDES.search(asked_part):
         return True
     pronoun = _PRONOUN.search(asked_part)
     # A name of its own makes a short question stand alone ("What is the capital of
@@ -144,7 +147,7 @@ def keeps_prior(question: str, prior_text: str, top_text: str) -> bool:
     missing = named - prior_terms
     if missing and missing & top_terms:
         return False
-    if _OPENER.search(question) or _PRONOUN.search(question):
+    if _OPENER.search(question) or _PRONOUN.search(question) or _BESIDES.search(question):
         return True
     share = len(own & prior_terms) / len(own)
     return len(own & top_terms) / len(own) - share < NEW_TOPIC_MARGIN

@@ -32,7 +32,7 @@ class Kind(str, Enum):
     OTHER = "other"  # what happened, why, how: no typed answer
 
 
-# The first pattern that matches decides; more specific wordings come first.
+# The earliest match decides; on a tie, the first rule (more specific wordings come first).
 _KIND_RULES: list[tuple[Kind, re.Pattern[str]]] = [
     (Kind.AGE, re.compile(r"\bhow old\b|\bwhat age\b|\bat what age\b", re.I)),
     (
@@ -85,10 +85,14 @@ def question_kind(question: str) -> Kind:
     # The question proper is its last sentence: "Liz Truss is quitting. Who held...?"
     parts = sentences(question.strip())
     asked = parts[-1] if parts else question
-    for kind, pattern in _KIND_RULES:
-        if pattern.search(asked):
-            return kind
-    return Kind.OTHER
+    # The question word that comes first asks: "Which union represents the drivers who
+    # might strike?" wants a name, not a person; on a tie the more specific rule wins.
+    found = [
+        (m.start(), order, kind)
+        for order, (kind, pattern) in enumerate(_KIND_RULES)
+        if (m := pattern.search(asked))
+    ]
+    return min(found)[2] if found else Kind.OTHER
 
 
 # The words that only say which kind is asked: "how old", "what year", "what's it called".
@@ -270,12 +274,35 @@ class Asked:
     kind: Kind
     terms: frozenset[str]
     numbers: frozenset[str]  # figures written in the question: never its answer
+    counted: frozenset[str] = frozenset()  # "how many book bans": what the number counts
+
+
+# "How many book bans", "how many of its members": the words naming what is counted.
+_COUNTED = re.compile(
+    r"\bhow many (?:(?:of|more|fewer|other|new) )*(?:(?:the|its|his|her|their|these|those) )?"
+    r"([a-z][\w\-]*)",
+    re.I,
+)
 
 
 def asked(question: str, kind: Kind | None = None) -> Asked:
     """``kind`` overrides the question's own (an elliptic follow-up reuses the last one)."""
     numbers = frozenset(n.strip(",.") for n in _DIGITS.findall(question))
-    return Asked(kind or question_kind(question), frozenset(terms(question)), numbers)
+    counted = _COUNTED.search(question)
+    return Asked(
+        kind or question_kind(question),
+        frozenset(terms(question)),
+        numbers,
+        frozenset(terms(counted.group(1))) if counted else frozenset(),
+    )
+
+
+def counts(q: Asked, sentence: str, span: Span, window: int = 3) -> bool:
+    """Whether the number ``span`` counts what the question asks about: "2,532 book bans"
+    for "how many book bans", not "50 groups" in a sentence about book bans."""
+    end = span.start + len(span.text)
+    following = _WORD.findall(sentence[end:])[:window]
+    return bool(set(terms(" ".join([span.text, *following]))) & q.counted)
 
 
 def answers(q: Asked, sentence: str, places: set[str] | frozenset[str] = frozenset()) -> list[Span]:

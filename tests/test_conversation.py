@@ -204,6 +204,8 @@ DEPENDENT: list[tuple[str, bool]] = [
     ("What was it the month before?", True),
     ("Which group are they linked to?", True),
     ("Who attended?", True),
+    ("Which other state besides Florida was hit?", True),  # names one, asks for the rest
+    ("Who else was arrested?", True),
     ("Which workers walked out this week in a dispute over their pay and conditions?", False),
     ("What is the capital of France?", False),
     ("How old is Bird?", False),  # a name: it stands alone (the previous article may still)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from index.qkind import Kind, answers, asked, near, places_in, question_kind, tag
+from index.qkind import Kind, answers, asked, counts, near, places_in, question_kind, tag
 
 # question -> the kind of answer it asks for
 KINDS: list[tuple[str, Kind]] = [
@@ -32,6 +32,9 @@ KINDS: list[tuple[str, Kind]] = [
     ("What was her maiden name?", Kind.NAME),
     ("What's the subscription called?", Kind.NAME),
     ("What company makes it?", Kind.NAME),
+    # the question word that comes first asks, not one in a later clause
+    ("Which union represents the drivers who might strike?", Kind.NAME),
+    ("Who was president when the war began?", Kind.PERSON),
     # the question proper is the last sentence
     ("Liz Truss is quitting. Who held the record before her?", Kind.PERSON),
     ("Texas has been busing migrants to Washington too. How many have arrived?", Kind.NUMBER),
@@ -131,3 +134,27 @@ def test_near_key_terms(question: str, sentence: str, span: str, close: bool) ->
     q = asked(question)
     (found,) = [s for s in answers(q, sentence) if s.text == span]
     assert near(q, sentence, found) is close
+
+
+# "how many X" question, sentence, number -> does the number count X?
+COUNTS: list[tuple[str, str, str, bool]] = [
+    ("How many book bans did PEN America count?", "There were 2,532 book bans directed at "
+     "1,648 different titles.", "2,532", True),
+    ("How many book bans did PEN America count?", "There were 2,532 book bans directed at "
+     "1,648 different titles.", "1,648", False),
+    ("How many men can the shelter hold?", "It will initially accommodate 500 single men.",
+     "500", True),
+    ("How many of its members work at UPS?", "The union has 1.2 million members.",
+     "1.2 million members", True),
+    ("How many of its members work at UPS?", "The strike fund holds $300 million.",
+     "$300 million", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("question", "sentence", "span", "counted"), COUNTS)
+def test_counts_what_the_question_counts(
+    question: str, sentence: str, span: str, counted: bool
+) -> None:
+    q = asked(question)
+    (found,) = [s for s in answers(q, sentence) if s.text == span]
+    assert counts(q, sentence, found) is counted
