@@ -32,7 +32,7 @@ from index.models import (
     citation_for,
     refusal,
 )
-from index.qkind import asked
+from index.qkind import ANSWERED_BY, asked
 from index.retrieve import Retriever, day_ts
 from index.settings import Settings
 from index.store import Store
@@ -327,7 +327,7 @@ class Answerer:
             told = self._timeline(resolved, evidence[0].hit)
             if told is not None:
                 return told
-        return compose(pick(evidence), resolved.standalone)
+        return compose(pick(evidence, typed=wanted.kind in ANSWERED_BY), resolved.standalone)
 
     def _timeline(self, resolved: Resolved, hit: ArticleHit) -> Answer | None:
         """ "How did X develop?": the best-matching story's reports, oldest first."""

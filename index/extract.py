@@ -193,14 +193,29 @@ def answered(evidence: list[Evidence]) -> bool:
     return best is not None and best.rank == 0 and best.typed and best.coverage >= KEY_COVERAGE
 
 
-def pick(evidence: list[Evidence], max_sentences: int = MAX_SENTENCES) -> list[Evidence]:
-    """The best sentence, plus up to two more that are nearly as good and say something new."""
+def pick(
+    evidence: list[Evidence], max_sentences: int = MAX_SENTENCES, *, typed: bool = False
+) -> list[Evidence]:
+    """The best sentence, plus up to two more that are nearly as good and say something new.
+    ``typed``: the question asks for a kind of answer. When the best sentence holds none
+    beside the question's words, the best one of its article that does follows it (or, if
+    the best holds none at all, the best that holds one anywhere): news often says the
+    specifics a sentence after the lede that matched the question's words."""
     if not evidence:
         return []
     chosen = [evidence[0]]
+    if typed and evidence[0].bonus < KIND_WEIGHT:
+        same = [e for e in evidence[1:] if e.typed and e.hit is evidence[0].hit]
+        holder = next((e for e in same if e.bonus >= KIND_WEIGHT), None)
+        if holder is None and not evidence[0].typed:
+            holder = next(iter(same), None)
+        if holder is not None:
+            chosen.append(holder)
     for candidate in evidence[1:]:
         if len(chosen) >= max_sentences or candidate.score < 0.75 * evidence[0].score:
             break
+        if candidate in chosen:
+            continue
         # Quote one article: measured on dev data, a second article's sentence was more
         # often a distractor than a help (citation precision 0.87 -> 0.92).
         if candidate.hit is not evidence[0].hit:

@@ -16,7 +16,7 @@ import pytest
 from conftest import SEED, make_settings
 
 from index.answer import Answerer
-from index.extract import with_antecedents
+from index.extract import pick, with_antecedents
 from index.followup import is_dependent, keeps_prior
 from index.latest import latest_topic
 from index.prompts import REFUSAL
@@ -255,3 +255,25 @@ ANTECEDENTS: list[tuple[list[str], list[str]]] = [
 @pytest.mark.parametrize(("parts", "candidates"), ANTECEDENTS)
 def test_with_antecedents(parts: list[str], candidates: list[str]) -> None:
     assert with_antecedents(parts) == candidates
+
+
+def test_a_typed_question_gets_the_sentence_that_holds_its_answer() -> None:
+    from index.extract import score_sentences
+    from index.models import ArticleHit, Passage
+    from index.qkind import asked
+
+    # The lede repeats the question's words; the figure comes a sentence later.
+    text = (
+        "Russia is calling up reservists to fight in Ukraine, President Putin said in a "
+        "televised address on Wednesday, calling up reservists with military experience. "
+        "Defense Minister Sergei Shoigu said the country will call up 300,000 of them."
+    )
+    hit = ArticleHit("a", "Putin announces partial mobilization", "https://x/a", "x", "", 0)
+    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    question = "How many reservists is Russia calling up?"
+    evidence = score_sentences(question, [hit], {}, asked=asked(question))
+    assert not evidence[0].typed  # the lede wins on words alone
+    chosen = pick(evidence, typed=True)
+    assert "300,000" in " ".join(e.sentence for e in chosen)
+    # Without the question's kind, the figure is too far behind the lede to be quoted.
+    assert "300,000" not in " ".join(e.sentence for e in pick(evidence))
