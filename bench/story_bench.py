@@ -187,7 +187,7 @@ def incremental_figures(reports: list, tmp: Path, added: int) -> dict:
 
     new = [r for r in ordered if r.article_id in late]
     write(new)
-    touched = story_store.Touched({r.article_id for r in new}, {r.published_ts for r in new})
+    touched = story_store.Touched({r.article_id for r in new})
     started = time.perf_counter()
     step_pass = story_store.assign_stories(store, touched=touched)
     incremental_s = time.perf_counter() - started

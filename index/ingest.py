@@ -192,12 +192,11 @@ def index_sources(
 
 
 def _touched(plan: _Plan, manifest: dict[str, dict]) -> story_store.Touched:
-    """What this run changes, for regrouping only the stories around it."""
+    """What this run changes, for regrouping only the stories around it: the articles it
+    writes, and the dates of the versions it removes or replaces (whose leads are gone)."""
     touched = story_store.Touched(ids={change.article.id for change in plan.changed})
-    for change in plan.changed:
-        touched.dates.add(change.article.published_ts)
     for article_id in [*plan.removed, *touched.ids]:
-        if article_id in manifest:  # the date it was indexed with
+        if article_id in manifest:
             touched.dates.add(int(manifest[article_id].get("published_ts", -1)))
     return touched
 

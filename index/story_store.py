@@ -8,8 +8,9 @@ stories existed, or grouped by older rules (``GROUPING_VERSION``), is regrouped 
 run without re-embedding anything.
 
 A run that writes or removes a few articles regroups only the stories that could change:
-the connected components (``index.stories.components``) of every article published within
-the window of a changed one, found by walking near leads outward from those dates. A story
+the connected components (``index.stories.components``) of the articles it wrote and of
+every article published within the window of one it removed or replaced (the old lead's
+neighbours), found by walking near leads outward. A story
 never leaves its component, and the names' document frequencies are the ones stored with
 the last full regroup (``KeyStats``), so the result is what a full regroup with those
 frequencies gives. A full regroup runs when there is nothing to build on (a new index, a
@@ -69,8 +70,9 @@ class StoryPass:
 
 @dataclass
 class Touched:
-    """What an index run changed: the articles it wrote, and the dates (as indexed before
-    and after) of every article it wrote or removed."""
+    """What an index run changed: the articles it wrote, and the dates of the versions it
+    removed or replaced. A written article's component is found from its own lead; a gone
+    one's old neighbours lie within the window of its old date."""
 
     ids: set[str] = field(default_factory=set)
     dates: set[int] = field(default_factory=set)
@@ -197,8 +199,8 @@ def assign_stories(
 
 
 def _around(store: Store, manifest: Mapping[str, dict], touched: Touched) -> list[Report]:
-    """The leads of every component that holds an article published within the window of
-    a touched date (or a touched article): found by walking near leads outward, a band of
+    """The leads of every component that holds a touched article or an article published
+    within the window of a touched date: found by walking near leads outward, a band of
     dates at a time, so only what lies near the changes is read."""
     window = WINDOW_DAYS * DAY
     dated = sorted(
