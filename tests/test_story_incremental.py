@@ -180,3 +180,47 @@ def test_an_incremental_run_ends_where_a_rebuild_does(
     index_paths([write(other / "feed.jsonl", final)], rebuilt, embedder=embedder)
     assert passes[-1].full
     assert stories_by_url(store) == stories_by_url(Store(rebuilt))
+
+
+def test_a_run_killed_in_an_incremental_pass_converges_on_the_next(
+    tmp_path: Path, embedder: LocalEmbedder, passes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = articles()
+    final = [a for a in base if "/e5-0" not in a["url"]]  # a story's first report goes
+    final.append(_article("e2-3", "Corvid in Hallam Point", START + timedelta(days=16),
+                          "The Corvid rocket's 12th flight from Hallam Point put the weather "
+                          "satellite in orbit, engineers said."))  # fmt: skip
+    feed = write(tmp_path / "feed.jsonl", base)
+    settings = make_settings(tmp_path)
+    index_paths([feed], settings, embedder=embedder)
+    write(feed, final)
+
+    real = story_store._write_chunk_stories
+    regrouped: list[int] = []
+
+    def killed(store, moved, grouping):  # some chunks written, then the process dies
+        regrouped.append(len(grouping.story_of))
+        real(store, dict(list(moved.items())[: len(moved) // 2]), grouping)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(story_store, "_write_chunk_stories", killed)
+    with pytest.raises(KeyboardInterrupt):
+        index_paths([feed], settings, embedder=embedder)
+    monkeypatch.setattr(story_store, "_write_chunk_stories", real)
+    assert 0 < regrouped[0] < len(final) - 10  # it died in an incremental pass
+    store = Store(settings)
+    assert store.state().dirty
+
+    index_paths([feed], settings, embedder=embedder)
+    assert not store.state().dirty
+    manifest = store.manifest()
+    stats = story_store.grouped(store).stats
+    full = group(story_store.load_reports(store, manifest), stats).story_of
+    assert {aid: m["story_id"] for aid, m in manifest.items()} == full
+    chunks = store.chunks.get(include=["metadatas"])["metadatas"]
+    assert all(m["story_id"] == full[m["article_id"]] for m in chunks)
+    other = tmp_path / "rebuilt"
+    other.mkdir()
+    rebuilt = make_settings(other)
+    index_paths([write(other / "feed.jsonl", final)], rebuilt, embedder=embedder)
+    assert stories_by_url(store) == stories_by_url(Store(rebuilt))
