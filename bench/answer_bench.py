@@ -377,34 +377,45 @@ def _import_times(cmd: list[str], env: dict[str, str], cwd: Path) -> dict[str, f
     return times
 
 
-def _import_table(env: dict[str, str], cwd: Path, ask_cmd: list[str]) -> list[list[str]]:
-    """What a cold ``ask`` imports beyond the bare ``import chromadb``, in two groups: what
-    ``import llama_index.core`` brings on top of chromadb, and everything else; each with
-    its largest top-level packages. Self times under ``-X importtime`` (which slows every
-    import alike): their sums compare, their absolute values run high."""
-    bare = _import_times([sys.executable, "-c", "import chromadb"], env, cwd)
-    llama = _import_times([sys.executable, "-c", "import chromadb, llama_index.core"], env, cwd)
-    ask = _import_times(ask_cmd, env, cwd)
-    groups: dict[str, dict[str, float]] = {"llama_index.core and what it imports": {}}
-    groups["the rest (newsdesk's code, typer, ONNX Runtime, ...)"] = {}
-    for name, own in ask.items():
-        if name in bare:
-            continue
-        group = next(iter(groups)) if name in llama else list(groups)[1]
-        top = name.split(".")[0]
-        top = "newsdesk (index, bot)" if top in OWN else top
-        groups[group][top] = groups[group].get(top, 0.0) + own
-    rows = [["`import chromadb` (the bare import)", secs(sum(bare.values())), "1.00x", ""]]
-    base = sum(bare.values())
-    for group, packages in groups.items():
-        total = sum(packages.values())
-        largest = sorted(packages.items(), key=lambda item: -item[1])[:6]
+def _import_table(
+    env: dict[str, str], cwd: Path, ask_cmd: list[str], runs: int = 3
+) -> list[list[str]]:
+    """Where a cold ``ask``'s import time goes, in three groups: the modules the bare
+    ``import chromadb`` loads, what ``import llama_index.core`` brings on top of those, and
+    the rest; each with its largest top-level packages. All three are read from the same
+    ``ask`` process, so a change in the machine's load hits them alike (median of ``runs``);
+    ``-X importtime`` slows every import, so the sums compare but run high."""
+    bare = set(_import_times([sys.executable, "-c", "import chromadb"], env, cwd))
+    llama = set(
+        _import_times([sys.executable, "-c", "import chromadb, llama_index.core"], env, cwd)
+    )
+    names = ["`import chromadb` (the bare import's modules)"]
+    names += [
+        "+ llama_index.core and what it imports",
+        "+ the rest (newsdesk, typer, ONNX Runtime, ...)",
+    ]
+    sums: list[list[float]] = [[], [], []]
+    packages: list[dict[str, float]] = [{}, {}, {}]
+    for _ in range(runs):
+        totals = [0.0, 0.0, 0.0]
+        for name, own in _import_times(ask_cmd, env, cwd).items():
+            group = 0 if name in bare else 1 if name in llama else 2
+            top = name.split(".")[0]
+            top = "newsdesk (index, bot)" if top in OWN else top
+            totals[group] += own
+            packages[group][top] = packages[group].get(top, 0.0) + own / runs
+        for group, total in enumerate(totals):
+            sums[group].append(total)
+    base = median(sums[0])
+    rows = []
+    for group, name in enumerate(names):
+        largest = sorted(packages[group].items(), key=lambda item: -item[1])[:6]
         rows.append(
             [
-                f"+ {group}",
-                secs(total),
-                f"+{total / base:.2f}x",
-                ", ".join(f"{name} {value:.2f}" for name, value in largest),
+                name,
+                secs(median(sums[group])),
+                f"{median(sums[group]) / base:.2f}x",
+                ", ".join(f"{package} {value:.2f}" for package, value in largest),
             ]
         )
     return rows
@@ -496,9 +507,9 @@ def _startup_report(startup: Startup, n_articles: int, args: argparse.Namespace)
                 table(["target (issue 11)", "measured", "result"], _startup_targets(startup)),
             ),
             (
-                "Where a cold `ask`'s imports go (python -X importtime, one run)",
+                "Where a cold `ask`'s import time goes (python -X importtime, median of 3)",
                 table(
-                    ["imported", "import time (sum)", "of the bare import's", "largest (s)"],
+                    ["modules", "import time (sum)", "ratio", "largest (s, mean)"],
                     startup.imports,
                 ),
             ),
