@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +34,8 @@ from index.settings import Settings
 from index.store import describe_index, index_exists
 
 if TYPE_CHECKING:
+    from rich.live import Live
+
     from index.engine import NewsChatEngine
 
 log = logging.getLogger(__name__)
@@ -127,16 +131,32 @@ async def _answer(engine: NewsChatEngine, question: str, console: Console) -> An
     return final
 
 
-def _progress_line(console: Console) -> contextlib.AbstractContextManager:
+@contextlib.contextmanager
+def _progress_line(console: Console) -> Iterator[Live | None]:
     """On a terminal, one transient line that the answer replaces; in a pipe, nothing (a
     script reads the answer alone)."""
     if not console.is_terminal:
-        return contextlib.nullcontext()
+        yield None
+        return
     from rich.live import Live
     from rich.text import Text
 
+    # Log lines (an LLM that failed) must print above the line, not through it: Live
+    # redirects sys.stderr, but a logging handler keeps the stream it was given.
+    stderr = sys.stderr
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        if type(h) is logging.StreamHandler and h.stream in (stderr, sys.__stderr__)
+    ]
     start = Text("Searching the articles …", style="dim")
-    return Live(start, console=console, transient=True, auto_refresh=False)
+    with Live(start, console=console, transient=True, auto_refresh=False) as live:
+        streams = [h.setStream(sys.stderr) for h in handlers]
+        try:
+            yield live
+        finally:
+            for handler, stream in zip(handlers, streams):
+                handler.setStream(stream)
 
 
 def run(settings: Settings, console: Console | None = None, interactive: bool = True) -> None:

@@ -4,7 +4,9 @@ only the checked answer and its sources. The LLM is the fake OpenAI server over 
 from __future__ import annotations
 
 import io
+import logging
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,32 @@ def test_llm_answer_in_a_pipe_is_the_checked_answer_alone(
     assert first.startswith("  [1] Pakistan and Azerbaijan agree")
     assert "Writing the answer" not in raw and "\x1b" not in raw
     assert raw.count(answer) == 1  # once, not streamed and then repeated
+
+
+def test_a_log_line_prints_above_the_progress_line(
+    tmp_path: Path,
+    seeded: Settings,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # As `newsdesk chat` configures it: a handler on stderr. An LLM answer that no source
+    # supports logs a warning while the progress line shows, then the offline answer comes.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    fake_openai.script(Reply("The two countries agreed to build a moon base on Mars [1]."))
+    settings = llm_settings(tmp_path, seeded, fake_openai.base_url)
+
+    shown = [
+        line
+        for line in screen(run_repl(settings, monkeypatch, terminal=True, lines=[QUESTION]))
+        if line
+    ]
+    answer = open_history(settings).last(repl.CONVERSATION).answer
+    warning = "WARNING LLM unavailable, answering offline: no claim in the LLM answer was supported"
+    assert shown[1].startswith(warning)  # a line of its own, above the answer
+    assert shown[2] == answer and "moon" not in answer
+    assert not any("Writing the answer" in line for line in shown)
+    assert handler.stream is sys.stderr  # given back after the answer
+    assert "LLM unavailable" not in capsys.readouterr().err  # it went above the line instead
