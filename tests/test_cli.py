@@ -365,3 +365,38 @@ def test_ask_json_is_the_query_engines_answer(run_cli, seeded, engine_queries) -
     expected = engine_answer().to_dict()
     keys = ("text", "refused", "citations", "see_also", "conflicts", "mode", "note")
     assert json.loads(result.stdout) == {key: expected[key] for key in keys}
+
+
+def test_search_lists_what_the_engines_retriever_returns(
+    run_cli, seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from index import engine
+    from index.models import ArticleHit, Passage
+
+    # The engine's retriever finds one made-up article: search must list exactly that.
+    hit = ArticleHit(
+        article_id="a1",
+        title="Rail workers strike",
+        url="https://e.x/r",
+        source="example.com",
+        published="2022-06-10",
+        published_ts=1654819200,
+        score=0.5,
+        passages=[Passage("a1#0", "Rail workers walked out.", 0)],
+    )
+    monkeypatch.setattr(
+        engine.ArticleRetriever, "_retrieve", lambda self, bundle: [engine.article_node(hit)]
+    )
+    result = run_cli("search", "strike", "--json", env={"NEWSDESK_DATA_DIR": str(seeded.data_dir)})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == [
+        {
+            "url": "https://e.x/r",
+            "title": "Rail workers strike",
+            "source": "example.com",
+            "published": "2022-06-10",
+            "score": 0.5,
+            "text": "Rail workers walked out.",
+            "article_id": "a1",
+        }
+    ]
