@@ -392,14 +392,21 @@ def _named_year(question: str, reference: date | None) -> int | None:
 
 
 def period_names(start: date, end: date, reference: date) -> list[re.Pattern[str]]:
-    """What an article written later says to name the period ``start``..``end``: its year
-    when that is past ("2021", or "last year"), and its month when it is one month."""
+    """What an article written later says to name the period ``start``..``end``: one of
+    its years when they are past ("2021", or "last year"), and one of its months when it is
+    a single month or a span of months of this year ("in June", "this spring")."""
     out = []
-    if start.year == end.year < reference.year:
-        last = "|last year" if start.year == reference.year - 1 else ""
-        out.append(re.compile(rf"\b(?:{start.year}{last})\b", re.IGNORECASE))
-    if (start.year, start.month) == (end.year, end.month):
-        out.append(re.compile(rf"\b{start:%B}\b"))
+    if end.year < reference.year:
+        years = "|".join(str(y) for y in range(start.year, end.year + 1))
+        last = "|last year" if end.year == reference.year - 1 else ""
+        out.append(re.compile(rf"\b(?:{years}{last})\b", re.IGNORECASE))
+    one_month = (start.year, start.month) == (end.year, end.month)
+    if one_month or not out:
+        months, day = [], date(start.year, start.month, 1)
+        while day <= end and len(months) < 12:
+            months.append(f"{day:%B}")
+            day = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+        out.append(re.compile(rf"\b(?:{'|'.join(months)})\b"))
     return out
 
 

@@ -277,3 +277,28 @@ def test_a_typed_question_gets_the_sentence_that_holds_its_answer() -> None:
     assert "300,000" in " ".join(e.sentence for e in chosen)
     # Without the question's kind, the figure is too far behind the lede to be quoted.
     assert "300,000" not in " ".join(e.sentence for e in pick(evidence))
+
+
+# (start, end, asked on) -> texts a later report naming that period may hold / may not
+PERIODS: list[tuple[str, str, str, list[str], list[str]]] = [
+    ("2021-01-01", "2021-12-31", "2022-08-09", ["exported in 2021", "fined last year"],
+     ["exported in 2020", "fined this year"]),
+    ("2022-06-01", "2022-06-30", "2022-07-14", ["prices rose 9.1% in June"], ["in May"]),
+    ("2021-03-01", "2021-03-31", "2022-07-14", ["in March 2021"], ["in March", "in 2021"]),
+    ("2021-12-01", "2022-02-28", "2022-07-14", ["over the winter, in January"], ["in June"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("start", "end", "asked", "named", "unnamed"), PERIODS)
+def test_period_names(
+    start: str, end: str, asked: str, named: list[str], unnamed: list[str]
+) -> None:
+    from datetime import date
+
+    from index.answer import period_names
+
+    patterns = period_names(*(date.fromisoformat(d) for d in (start, end, asked)))
+    for text in named:
+        assert all(p.search(text) for p in patterns), text
+    for text in unnamed:
+        assert not all(p.search(text) for p in patterns), text
