@@ -211,10 +211,15 @@ def pick(
             holder = next(iter(same), None)
         if holder is not None:
             chosen.append(holder)
-    for candidate in evidence[1:]:
-        if len(chosen) >= max_sentences or candidate.score < 0.75 * evidence[0].score:
+    # Beside the best, for a typed question, sentences that hold an answer of the kind
+    # asked say more than ones that restate its topic: they are considered first.
+    rest = sorted(evidence[1:], key=lambda e: not e.typed) if typed else evidence[1:]
+    for candidate in rest:
+        if len(chosen) >= max_sentences:
             break
-        if candidate in chosen:
+        if candidate.score < 0.75 * evidence[0].score:
+            continue
+        if any(candidate is c for c in chosen):
             continue
         # Quote one article: measured on dev data, a second article's sentence was more
         # often a distractor than a help (citation precision 0.87 -> 0.92).

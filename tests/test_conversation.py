@@ -302,3 +302,23 @@ def test_period_names(
         assert all(p.search(text) for p in patterns), text
     for text in unnamed:
         assert not all(p.search(text) for p in patterns), text
+
+
+def test_a_typed_question_prefers_sentences_that_hold_an_answer() -> None:
+    from index.extract import Evidence
+    from index.models import ArticleHit
+
+    hit = ArticleHit("a", "Gun deal", "https://x/a", "x", "", 0)
+
+    def said(sentence: str, score: float, typed: bool, order: int) -> Evidence:
+        bonus = 0.2 if typed else 0.0
+        return Evidence(sentence, hit, 0, (0, order), 0.5, score, typed, bonus)
+
+    evidence = [
+        said("The deal adds a tougher review for buyers under 21.", 1.0, True, 0),
+        said("The review is the bill's other major change.", 0.95, False, 1),
+        said("The review could take up to 10 days.", 0.8, True, 2),
+        said("Buyers under 21 will face the tougher review.", 0.78, False, 3),
+    ]
+    assert "10 days" in " ".join(e.sentence for e in pick(evidence, 2, typed=True))
+    assert "10 days" not in " ".join(e.sentence for e in pick(evidence, 2))
