@@ -34,7 +34,7 @@ from pathlib import Path
 from index.answer import QuestionError
 from index.engine import NewsChatEngine, NewsQueryEngine
 from index.identity import canonical_url
-from index.models import Answer, Citation
+from index.models import Answer, ArticleHit, Citation
 from index.story_eval import StoryTally, is_story_record, score_index
 from index.text import terms
 
@@ -101,6 +101,7 @@ class _Turns:
 @dataclass
 class _Tally:
     hits_at: dict[int, int] = field(default_factory=lambda: dict.fromkeys(RANKS, 0))
+    lead_hits_at: dict[int, int] = field(default_factory=lambda: dict.fromkeys(RANKS, 0))
     rr_sum: float = 0.0
     correct: int = 0
     cited: int = 0
@@ -145,6 +146,7 @@ def evaluate(
     result = {
         **{f"hit@{r}": _ratio(tally.hits_at[r], tally.n_ans) for r in RANKS},
         "mrr@10": _ratio(tally.rr_sum, tally.n_ans),
+        **{f"lead_hit@{r}": _ratio(tally.lead_hits_at[r], tally.n_ans) for r in RANKS},
         "accuracy": _ratio(tally.correct, tally.n_ans),
         "citation_precision": _ratio(tally.cited_gold, tally.cited),
         "citation_support": _ratio(tally.cited_support, tally.cited),
@@ -212,6 +214,22 @@ def _as_of(row: dict) -> date | None:
     return date.fromisoformat(row["date"][:10]) if row.get("date") else None
 
 
+def gold_rank(hits: list[ArticleHit], gold: set[str], *, leads_only: bool = False) -> int | None:
+    """The first slot (0-based) that holds a gold article, or None.
+
+    A slot is one story: its lead report plus the other reports of that story that retrieval
+    itself ranked and folded into it (``reports``, shown as "+N reports"). So a gold article
+    that retrieval found but filed under a sibling report of its story still counts at that
+    slot, as it did when every report had its own slot; ``leads_only`` asks for the lead.
+    Story members retrieval never ranked are not counted.
+    """
+    for i, hit in enumerate(hits):
+        shown = [hit] if leads_only else [hit, *hit.reports]
+        if any(canonical_url(h.url) in gold for h in shown):
+            return i
+    return None
+
+
 def _single(engine: NewsQueryEngine, q: dict, tally: _Tally) -> None:
     as_of = _as_of(q)
     answerable = bool(q.get("answerable", True))
@@ -221,14 +239,15 @@ def _single(engine: NewsQueryEngine, q: dict, tally: _Tally) -> None:
     resolved, answer = response.metadata["resolved"], response.metadata["answer"]
     tally.latencies.append((time.perf_counter() - started) * 1000)
     tally.answers.append(answer)
-    ranked = [canonical_url(h.url) for h in resolved.hits]
-    first = next((i for i, url in enumerate(ranked) if url in gold), None)
+    first = gold_rank(resolved.hits, gold)
+    lead = gold_rank(resolved.hits, gold, leads_only=True)
     if answerable:
         tally.n_ans += 1
         if tally.story is not None:
             tally.story.add(gold, resolved.hits, [] if answer.refused else answer.citations)
         for r in RANKS:
             tally.hits_at[r] += first is not None and first < r
+            tally.lead_hits_at[r] += lead is not None and lead < r
         tally.rr_sum += 1.0 / (first + 1) if first is not None and first < 10 else 0.0
         tally.refused_ans += answer.refused
         if not answer.refused:

@@ -9,8 +9,15 @@ import pytest
 
 from index.answer import Answerer
 from index.engine import NewsQueryEngine
-from index.evaluate import answer_checks, best_choice, dangling, evaluate, load_questions
-from index.models import Answer, Citation
+from index.evaluate import (
+    answer_checks,
+    best_choice,
+    dangling,
+    evaluate,
+    gold_rank,
+    load_questions,
+)
+from index.models import Answer, ArticleHit, Citation
 from index.settings import Settings
 
 RAIL = "https://example.com/2022/06/10/rail-strike"
@@ -128,3 +135,18 @@ def test_llm_fallbacks_are_counted_by_reason() -> None:
     assert checks["llm_answers"] == 1 and checks["fallback_rate"] == 0.75
     assert checks["fallback_reasons"] == {"timed out after 60s": 2, "HTTP 500": 1}
     assert answer_checks(answers, llm=False) == {"dangling_markers": 1}
+
+
+def _hit(url: str, *folded: str) -> ArticleHit:
+    hit = ArticleHit(url, url, url, "x", "", 0)
+    hit.reports = [ArticleHit(u, u, u, "y", "", 0) for u in folded]
+    return hit
+
+
+def test_gold_rank_counts_a_gold_report_folded_into_its_storys_slot() -> None:
+    hits = [_hit("https://a/1"), _hit("https://b/lead", "https://b/gold"), _hit("https://c/1")]
+    gold = {"https://b/gold"}
+    assert gold_rank(hits, gold) == 1  # retrieved, shown in slot 2 as "+1 report"
+    assert gold_rank(hits, gold, leads_only=True) is None
+    assert gold_rank(hits, {"https://c/1"}, leads_only=True) == 2
+    assert gold_rank(hits, {"https://elsewhere/x"}) is None
