@@ -14,10 +14,13 @@ cycle, so cheap checks pick the (topic, new article) pairs worth retrieving for:
    drops nothing retrieval would have kept.
 2. lexical: the topic shares a content term with the article (headline or text). Without
    one, the article has no BM25 score and no headline share for the topic, so it competes on
-   half the fused score only; on the labelled stories this check changed no alert.
+   half the fused score only. (Over the full feed at the default threshold it removed no
+   pair: the dense check had already kept only articles that share words with the topic.)
 3. roundups (digest articles) never alert, so they are no candidates.
 
-Only topics with a pair left are retrieved for, with their cached embedding.
+Only topics with a pair left are retrieved for, with their cached embedding. Over the full
+feed with 1,000 follows this is 1.08 -> 0.42 s per daily cycle against 5.9 s of embedding
+that day's chunks, with the same matches (bench/alerts_bench.py).
 
 One alert per story: a story id in the chunk metadata (when stories are indexed) or, without
 one, a near-duplicate headline, counts as the same story; a story already alerted to a chat

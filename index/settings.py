@@ -234,13 +234,19 @@ class Settings(BaseSettings):
         description="Time zone of '/digest daily HH:MM' times (IANA name, e.g. Europe/Berlin).",
     )
     alert_top_k: int = Field(
-        3, ge=1, le=20, description="A new article alerts a follow when it ranks in this top N."
+        1,
+        ge=1,
+        le=20,
+        description=(
+            "A new article alerts a follow when it ranks in this top N for the topic; "
+            "calibrated on half the labelled stories over the full feed (bench/alerts_bench.py)."
+        ),
     )
     alert_min_score: float = Field(
         0.70,
         description=(
             "Cosine similarity (topic to the article's best passage) an article must reach to "
-            "alert a follow; calibrated on the labelled stories (bench/alerts_bench.py)."
+            "alert a follow; calibrated with NEWSDESK_ALERT_TOP_K."
         ),
     )
     alert_hourly_cap: int = Field(
