@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 from index.text import sentences, terms
 
@@ -216,6 +217,18 @@ def names(sentence: str) -> list[Span]:
     return out
 
 
+@lru_cache(maxsize=1 << 12)
+def _spans(sentence: str) -> tuple[tuple[Span, ...], tuple[Span, ...]]:
+    """The pattern-typed spans and the name runs of a sentence: a question scores the same
+    candidate sentences more than once (a follow-up, a second reading), and Span is frozen."""
+    typed = tuple(
+        Span(kind, m.group(0).strip(" ,"), m.start())
+        for kind, pattern in _TAGGERS
+        for m in pattern.finditer(sentence)
+    )
+    return typed, tuple(names(sentence))
+
+
 def places_in(text: str) -> set[str]:
     """A gazetteer from the text itself: names it introduces with "in", "at", "near"..."""
     found = set()
@@ -227,12 +240,9 @@ def places_in(text: str) -> set[str]:
 
 def tag(sentence: str, places: set[str] | frozenset[str] = frozenset()) -> list[Span]:
     """Every typed span in the sentence; ``places`` are names known to be places."""
-    spans = [
-        Span(kind, m.group(0).strip(" ,"), m.start())
-        for kind, pattern in _TAGGERS
-        for m in pattern.finditer(sentence)
-    ]
-    for span in names(sentence):
+    typed, named = _spans(sentence)
+    spans = list(typed)
+    for span in named:
         spans.append(span)
         cue = _PLACE_CUE.search(sentence[max(0, span.start - 24) : span.start])
         if cue or span.text in places or any(p in span.text for p in places if len(p) > 3):
@@ -339,10 +349,11 @@ def near(q: Asked, sentence: str, span: Span, window: int = 8) -> bool:
     """Whether ``span`` sits within ``window`` words of one of the question's key terms:
     "the nearly $25 billion deal" answers "what is the merger worth" better than a figure
     at the far end of a long sentence."""
-    words = [(m.start(), terms(m.group(0))) for m in _WORD.finditer(sentence)]
-    at = sum(1 for start, _ in words if start < span.start)
+    found = list(_WORD.finditer(sentence))
+    at = sum(1 for m in found if m.start() < span.start)
     end = at + len(span.text.split())
+    # Only the words in the window are stemmed: most of a long sentence is out of reach.
     return any(
-        stems and set(stems) & q.terms and (at - window <= i < end + window) and not at <= i < end
-        for i, (_, stems) in enumerate(words)
+        not at <= i < end and set(terms(found[i].group(0))) & q.terms
+        for i in range(max(0, at - window), min(len(found), end + window))
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import Stemmer
 
@@ -198,6 +199,23 @@ def words(text: str) -> list[str]:
 
 def terms(text: str) -> list[str]:
     """Content-word stems: lower-cased, one spelling per word, stopwords dropped, stemmed."""
+    if len(text) > _CACHED_TEXT:
+        return _stems(text)
+    return list(_short_terms(text))
+
+
+# Answering stems the same words and sentences again and again (scoring, answer typing,
+# nearness), so short texts' stems are kept; long ones (whole chunks while indexing) are
+# not, which bounds the cache to a few MB.
+_CACHED_TEXT = 300
+
+
+@lru_cache(maxsize=1 << 15)
+def _short_terms(text: str) -> tuple[str, ...]:
+    return tuple(_stems(text))
+
+
+def _stems(text: str) -> list[str]:
     return _STEM.stemWords([_american(w) for w in words(text) if w not in STOPWORDS and len(w) > 1])
 
 
