@@ -42,6 +42,7 @@ from index.timeline import asks_development, build_timeline, timeline_answer
 from index.timeparse import parse_time_scope, strip_time_phrases
 
 log = logging.getLogger(__name__)
+WHOLE_LEADING = 12  # chunks of the top article read whole (besides those retrieved)
 _COMPLETE = ("timeline", "latest")  # answer modes that are listings, not for an LLM to rewrite
 
 _CITATION_REF = re.compile(r"\[(\d{1,2})\]")
@@ -356,7 +357,11 @@ class Answerer:
             known.get(cid) or Passage(cid, doc or "", int((meta or {}).get("position", 0)), floor)
             for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"])
         ]
-        return replace(hit, passages=sorted(passages, key=lambda p: p.position))
+        passages.sort(key=lambda p: p.position)
+        # A live-update page runs to hundreds of sentences: the answer a news report gives
+        # sits near its top or beside what retrieval found, so only those are read.
+        kept = {p.chunk_id for p in passages[:WHOLE_LEADING]} | set(known)
+        return replace(hit, passages=[p for p in passages if p.chunk_id in kept])
 
     def _stale(self, hit: ArticleHit, as_of: date | None) -> bool:
         """Asked as of a day, a question is about that day's news: years-old articles

@@ -195,3 +195,37 @@ def test_counts_are_not_years() -> None:
     assert _named_year("Compare 2019 and the 2024 budgets", ref) == 2024
     assert _named_year("What did the 2022 midterms show?", ref) == 2022
     assert _named_year("Who will host the 2030 World Cup?", ref) is None
+
+
+def test_the_top_article_is_read_whole_up_to_its_leading_chunks(tmp_path, embedder) -> None:
+    """When no kept passage answers a typed question, the top article is read whole: its
+    leading chunks and those retrieval kept. A live page's long tail is not read (scoring
+    ~275 sentences cost ~100 ms a question on the full feed)."""
+    from conftest import make_settings
+
+    from index.answer import WHOLE_LEADING
+    from index.ingest import index_paths
+
+    filler = " ".join(
+        f"Crews at the harbour in Lowick checked the sea wall again on update {i}, and the "
+        f"council posted road closures for the coastal route once more."
+        for i in range(6)
+    )
+    body = ["Marta Vell, the lighthouse keeper of Lowick, was 81 when she retired."]
+    body += [f"Update {i}. {filler}" for i in range(60)]
+    article = {"url": "https://example.com/2022/03/02/lowick-live", "title": "Lowick storm: live",
+               "source": "example.com", "published": "2022-03-02", "text": "\n\n".join(body)}  # fmt: skip
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "live.jsonl").write_text(json.dumps(article) + "\n", encoding="utf-8")
+    settings = make_settings(tmp_path)
+    assert index_paths([corpus], settings, embedder=embedder).added == 1
+    answerer = Answerer(settings, embedder=embedder)
+
+    hit = answerer.retriever.retrieve(answerer.resolve("Lowick sea wall road closures").query)[0]
+    whole = answerer._whole(hit)
+    positions = sorted(p.position for p in whole.passages)
+    n_chunks = answerer.retriever.store.chunks.count()
+    assert n_chunks > WHOLE_LEADING + len(hit.passages)  # the page is longer than what is read
+    assert positions[:WHOLE_LEADING] == list(range(WHOLE_LEADING))
+    assert set(positions) == set(range(WHOLE_LEADING)) | {p.position for p in hit.passages}
