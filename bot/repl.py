@@ -255,7 +255,7 @@ def _print_sources(console: Console, last: Answer | None) -> None:
 def _print_story(
     console: Console, engine: NewsChatEngine, args: list[str], last: Answer | None
 ) -> None:
-    from index.timeline import build_timeline, find_story
+    from index.timeline import find_story, story_timeline
 
     cited = (last.citations or last.see_also) if last else []
     if not args:
@@ -266,17 +266,7 @@ def _print_story(
     if story is None:
         console.print(f"No story {escape(args[0])}: /sources lists the last answer's sources.")
         return
-    keywords = retriever.keyword_index()
-    print_timeline(
-        console,
-        build_timeline(
-            retriever.store,
-            retriever.stories,
-            story,
-            idf=keywords.idf(),
-            boilerplate=keywords.boilerplate,
-        ),
-    )
+    print_timeline(console, story_timeline(retriever, story))
 
 
 def _index_corpus(settings: Settings, console: Console) -> None:

@@ -325,7 +325,7 @@ class NewsdeskBot:
             return "Usage: /story N – the story of source [N] of my last answer."
 
         def build() -> str:
-            from index.timeline import build_timeline, find_story
+            from index.timeline import find_story, story_timeline
 
             last = self.answerer.history.last(conversation_id(update.effective_message))
             cited = (last.citations if last else []) or []
@@ -333,16 +333,7 @@ class NewsdeskBot:
             story = find_story(args[0], retriever.stories, cited)
             if story is None:
                 return escape(f"No story {args[0]}: ask a question, then /story N for source [N].")
-            keywords = retriever.keyword_index()
-            return format_timeline(
-                build_timeline(
-                    retriever.store,
-                    retriever.stories,
-                    story,
-                    idf=keywords.idf(),
-                    boilerplate=keywords.boilerplate,
-                )
-            )
+            return format_timeline(story_timeline(retriever, story))
 
         return await asyncio.to_thread(build)
 

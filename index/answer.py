@@ -38,7 +38,7 @@ from index.settings import Settings
 from index.store import Store
 from index.story_answer import with_reports
 from index.text import terms
-from index.timeline import asks_development, build_timeline, timeline_answer
+from index.timeline import asks_development, story_timeline, timeline_answer
 from index.timeparse import parse_time_scope, strip_time_phrases
 
 log = logging.getLogger(__name__)
@@ -332,15 +332,8 @@ class Answerer:
 
     def _timeline(self, resolved: Resolved, hit: ArticleHit) -> Answer | None:
         """ "How did X develop?": the best-matching story's reports, oldest first."""
-        keywords = self.retriever.keyword_index()
-        timeline = build_timeline(
-            self.retriever.store,
-            self.retriever.stories,
-            hit.story_id or self.retriever.stories.story_of(hit.article_id),
-            idf=keywords.idf(),
-            boilerplate=keywords.boilerplate,
-            as_of=resolved.as_of,
-        )
+        story = hit.story_id or self.retriever.stories.story_of(hit.article_id)
+        timeline = story_timeline(self.retriever, story, as_of=resolved.as_of)
         answer = timeline_answer(timeline, resolved.question, resolved.already_said)
         if answer is not None:
             answer.mode = "timeline"  # told from the stored reports, in LLM mode too

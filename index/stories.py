@@ -330,10 +330,7 @@ def _cluster(items: list[Report], links: dict[int, dict[int, float]]) -> list[in
         for j, score in links[i].items():
             a, b = group_of[i], group_of[j]
             if score >= STRONG_LINK and a != b:
-                a, b = min(a, b), max(a, b)
-                for m in members.pop(b):
-                    group_of[m] = a
-                    members[a].append(m)
+                _absorb(min(a, b), max(a, b), group_of, members)
 
     def share(a: int, b: int) -> tuple[float, float]:
         joined = comparable = 0
@@ -347,21 +344,12 @@ def _cluster(items: list[Report], links: dict[int, dict[int, float]]) -> list[in
                         strength += links[i][j]
         return (joined / comparable if comparable else 0.0), strength / max(joined, 1)
 
-    while True:
-        pairs = {
-            (min(group_of[i], group_of[j]), max(group_of[i], group_of[j]))
-            for i in range(len(items))
-            for j in links[i]
-            if group_of[i] != group_of[j]
-        }
-        scores = {pair: share(*pair) for pair in pairs}
-        merged = _mutual_best({p: s for p, s in scores.items() if s[0] >= MIN_LINK_SHARE})
-        if not merged:
-            return group_of
-        for a, b in merged:
-            for m in members.pop(b):
-                group_of[m] = a
-                members[a].append(m)
+    def linked(a: int, b: int) -> tuple[float, float] | None:
+        value = share(a, b)
+        return value if value[0] >= MIN_LINK_SHARE else None
+
+    edges = [(i, j) for i in range(len(items)) for j in links[i]]
+    return _merge_rounds(linked, edges, group_of, members)
 
 
 def _merge_groups(
@@ -398,10 +386,22 @@ def _merge_groups(
         value = cos + GROUP_KEYS_WEIGHT * keys_mean
         return value if value >= GROUP_SCORE else None
 
+    return _merge_rounds(score, [(i, j) for i, j, _ in near], group_of, members)
+
+
+def _merge_rounds(
+    score: Callable[[int, int], Any],
+    edges: list[tuple[int, int]],
+    group_of: list[int],
+    members: dict[int, list[int]],
+) -> list[int]:
+    """Merge groups in rounds until none is left to merge: each round scores every pair of
+    groups an edge joins (``score`` None: not mergeable) and merges the mutual best pairs
+    into the older group (``group_of`` and ``members`` are updated in place)."""
     while True:
         pairs = {
             (min(group_of[i], group_of[j]), max(group_of[i], group_of[j]))
-            for i, j, _ in near
+            for i, j in edges
             if group_of[i] != group_of[j]
         }
         scores = {pair: value for pair in pairs if (value := score(*pair)) is not None}
@@ -409,9 +409,14 @@ def _merge_groups(
         if not merged:
             return group_of
         for a, b in merged:
-            for m in members.pop(b):
-                group_of[m] = a
-                members[a].append(m)
+            _absorb(a, b, group_of, members)
+
+
+def _absorb(a: int, b: int, group_of: list[int], members: dict[int, list[int]]) -> None:
+    """Group ``b``'s members join group ``a``."""
+    for m in members.pop(b):
+        group_of[m] = a
+        members[a].append(m)
 
 
 def _mutual_best(scores: dict[tuple[int, int], Any]) -> list[tuple[int, int]]:

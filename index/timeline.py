@@ -15,7 +15,7 @@ from datetime import date
 from index.bm25 import sentence_key
 from index.identity import canonical_url
 from index.models import Answer, Citation
-from index.retrieve import day_ts
+from index.retrieve import Retriever, day_ts
 from index.store import Store
 from index.story_store import StoryMap
 from index.text import sentences, terms
@@ -78,6 +78,20 @@ def build_timeline(
             )
         )
     return timeline
+
+
+def story_timeline(retriever: Retriever, story_id: str, *, as_of: date | None = None) -> Timeline:
+    """``build_timeline`` over the retriever's own index, with its keyword statistics (so
+    "what is new" in each report is judged as the answers judge it)."""
+    keywords = retriever.keyword_index()
+    return build_timeline(
+        retriever.store,
+        retriever.stories,
+        story_id,
+        idf=keywords.idf(),
+        boilerplate=keywords.boilerplate,
+        as_of=as_of,
+    )
 
 
 def _newest(text: str, seen: set[str], idf: dict[str, float], boilerplate: frozenset[str]) -> str:
