@@ -60,6 +60,13 @@ class Bm25Index:
     published_ts: np.ndarray
     boilerplate: frozenset[str] = frozenset()  # keys of sentences repeated across articles
     _idf: dict[str, float] | None = None
+    _rows: dict[str, int] | None = None
+
+    def rows(self) -> dict[str, int]:
+        """chunk id -> its row in ``ids``, ``article_ids`` and ``published_ts``."""
+        if self._rows is None:
+            self._rows = {cid: row for row, cid in enumerate(self.ids)}
+        return self._rows
 
     def idf(self) -> dict[str, float]:
         """Inverse document frequency per stemmed term, from the index's own postings."""
@@ -86,8 +93,9 @@ class Bm25Index:
         if not tokens or not tokens[0]:
             return []
         k = min(k, len(self.ids))
+        # n_threads=0: scored in this thread (1 starts a worker thread per query, ~2 ms).
         docs, scores = self.retriever.retrieve(
-            tokens, k=k, weight_mask=mask, show_progress=False, n_threads=1
+            tokens, k=k, weight_mask=mask, show_progress=False, n_threads=0
         )
         return [(self.ids[d], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
 

@@ -52,11 +52,15 @@ class Retriever:
         self.embedder = embedder or get_embedder(settings)
         self.store.check_embedder(self.embedder.name)
         self.bm25 = Bm25Cache(settings, self.store)
-        self.stories = StoryMap(self.store)
+        self.stories = StoryMap(self.store, version=lambda: self.bm25.get().version)
 
     # --- the two retrievers ----------------------------------------------------------------
     def dense(self, query: Query, k: int) -> list[Chunk]:
-        """Top ``k`` chunks by embedding similarity within the query's dates.
+        """Top ``k`` chunks by embedding similarity within the query's dates."""
+        return self._chunks(self._dense_ids(query, k))
+
+    def _dense_ids(self, query: Query, k: int) -> list[tuple[str, float]]:
+        """``dense``'s chunk ids and similarities, in order, without their text.
 
         Chroma's ``where`` search is slow on a large collection (130-200 ms vs 5 ms unfiltered
         at 45k chunks, here), so it is the last resort. A filter that keeps most chunks (an
@@ -65,18 +69,38 @@ class Retriever:
         BM25 index lists with their dates."""
         where = _where(query)
         if where is None:
-            return self._dense(query.text, k)
+            return self._search(query.text, k)
         index = self.bm25.get()
         mask = self._mask(query, index)
         if mask is not None and not query.restrict_to and float(mask.mean()) >= 0.5:
-            wide = self._dense(query.text, k * OVERFETCH)
-            kept = [chunk for chunk in wide if _keeps(query, chunk.metadata)]
+            wide = self._search(query.text, k * OVERFETCH)
+            known = self._lean_metadata(index, [cid for cid, _ in wide])
+            kept = [(cid, score) for cid, score in wide if _keeps(query, known[cid])]
             if len(kept) >= k:
                 return kept[:k]
         ids = [] if mask is None else [index.ids[i] for i in np.flatnonzero(mask)]
         if ids and len(ids) <= self._ids_limit() and self._index_current(index):
-            return self._dense(query.text, min(k, len(ids)), ids=ids)
-        return self._dense(query.text, k, where)
+            return self._search(query.text, min(k, len(ids)), ids=ids)
+        return self._search(query.text, k, where)
+
+    def _lean_metadata(self, index: Bm25Index, ids: list[str]) -> dict[str, dict]:
+        """What ``_keeps`` reads of each chunk (its article and date), from the BM25 index's
+        lists (a chunk's id fixes its content and date), or from Chroma for a chunk the
+        index does not list yet: fetching whole records costs ~0.1 ms each."""
+        out: dict[str, dict] = {}
+        rows = index.rows()
+        for cid in ids:
+            row = rows.get(cid)
+            if row is not None:
+                out[cid] = {
+                    "article_id": index.article_ids[row],
+                    "published_ts": int(index.published_ts[row]),
+                }
+        missing = [cid for cid in ids if cid not in out]
+        if missing:
+            got = self.store.chunks.get(ids=missing, include=["metadatas"])
+            out.update((cid, meta or {}) for cid, meta in zip(got["ids"], got["metadatas"]))
+        return {cid: out.get(cid, {}) for cid in ids}
 
     def _ids_limit(self) -> int:
         # Every id travels with the query, so over HTTP the list must stay moderate.
@@ -102,21 +126,35 @@ class Retriever:
     def _dense(
         self, text: str, k: int, where: dict | None = None, ids: list[str] | None = None
     ) -> list[Chunk]:
+        return self._chunks(self._search(text, k, where, ids))
+
+    def _search(
+        self, text: str, k: int, where: dict | None = None, ids: list[str] | None = None
+    ) -> list[tuple[str, float]]:
         # Straight to the collection, as LlamaIndex's ChromaVectorStore would query it (and
         # with its similarity, exp(-cosine distance)); index/engine.py wraps this retrieval
-        # in LlamaIndex's interfaces (ArticleRetriever).
+        # in LlamaIndex's interfaces (ArticleRetriever). Only ids and distances: records are
+        # read once, for the chunks kept (``_chunks``).
         got = self.store.chunks.query(
             query_embeddings=[self.embedder.embed([text])[0].tolist()],
             n_results=k,
             where=where,
             ids=ids,
-            include=["documents", "metadatas", "distances"],
+            include=["distances"],
         )
         return [
-            Chunk(chunk_id, dict(meta or {}), doc or "", math.exp(-distance))
-            for chunk_id, doc, meta, distance in zip(
-                got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0]
-            )
+            (chunk_id, math.exp(-distance))
+            for chunk_id, distance in zip(got["ids"][0], got["distances"][0])
+        ]
+
+    def _chunks(self, scored: list[tuple[str, float]]) -> list[Chunk]:
+        """The dense search's chunks with their text and metadata (one that an index run
+        removed since the search is skipped)."""
+        fetched = self._fetch([cid for cid, _ in scored])
+        return [
+            Chunk(cid, fetched[cid].metadata, fetched[cid].text, score)
+            for cid, score in scored
+            if cid in fetched
         ]
 
     def keyword(self, query: Query, k: int) -> list[tuple[str, float]]:
@@ -140,14 +178,21 @@ class Retriever:
 
     def _retrieve(self, query: Query, k: int | None = None) -> list[ArticleHit]:
         n = self.settings.candidates
-        dense = self.dense(query, n)
+        scored = self._dense_ids(query, n)
         keyword = self.keyword(query, n)
-        found = {chunk.chunk_id for chunk in dense}
+        found = {cid for cid, _ in scored}
+        # One read of the records of both searches' chunks (its cost is per record).
+        fetched = self._fetch([*found, *(cid for cid, _ in keyword if cid not in found)])
+        dense = [
+            Chunk(cid, fetched[cid].metadata, fetched[cid].text, score)
+            for cid, score in scored
+            if cid in fetched
+        ]
         ranked = fuse(
             query,
             dense,
             keyword,
-            self._fetch([cid for cid, _ in keyword if cid not in found]),
+            fetched,
             idf=self.bm25.get().idf(),
             k=len(dense) + len(keyword),  # all: a story's reports fold into one slot below
             half_life_days=self.settings.recency_half_life_days,

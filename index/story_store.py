@@ -277,10 +277,16 @@ def _write_chunk_stories(store: Store, moved: dict[str, dict], grouping: Groupin
 
 class StoryMap:
     """article id -> story id and story id -> its reports, for one index version; reloaded
-    when the index moves on (another process may have indexed)."""
+    when the index moves on (another process may have indexed).
 
-    def __init__(self, store: Store) -> None:
+    ``version`` says which index version is current (default: the store's, read on every
+    lookup, ~2 ms each). A retriever passes its keyword index's version instead: that is
+    read from the store at most once a second, and the stories then match the keyword
+    index the question was searched with."""
+
+    def __init__(self, store: Store, version: Callable[[], int] | None = None) -> None:
         self.store = store
+        self._current = version or (lambda: store.state().version)
         self._version: int | None = None
         self._story_of: dict[str, str] = {}
         self._by_url: dict[str, str] = {}
@@ -288,7 +294,7 @@ class StoryMap:
         self._lock = threading.Lock()
 
     def _load(self) -> None:
-        version = self.store.state().version
+        version = self._current()
         if version == self._version:
             return
         with self._lock:

@@ -106,13 +106,13 @@ def test_selective_date_filter_searches_the_window_like_chromas_where(
     assert [chunk.metadata["url"] for chunk in by_where] == [ARTICLES[2]["url"]]
 
     searched_ids: list[object] = []
-    real = retriever._dense
+    real = retriever._search
 
     def spy(text: str, k: int, where=None, ids=None):
         searched_ids.append(ids)
         return real(text, k, where, ids)
 
-    monkeypatch.setattr(retriever, "_dense", spy)
+    monkeypatch.setattr(retriever, "_search", spy)
     assert retriever.dense(query, 5) == by_where
     assert searched_ids and searched_ids[-1] is not None  # the id-window path, not where
 
@@ -123,6 +123,35 @@ def test_selective_date_filter_searches_the_window_like_chromas_where(
     )
     assert retriever.dense(query, 5) == by_where
     assert searched_ids[-1] is None
+
+
+def test_wide_date_filter_reads_chunk_dates_from_the_keyword_index_or_chroma(
+    data_root: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An as-of date that keeps most chunks: an unfiltered search, whose chunks are then
+    filtered by the dates the BM25 index lists (or Chroma's records, for chunks it does not
+    list yet): the same chunks, text and scores as Chroma's ``where`` search."""
+    from datetime import date
+
+    from index.retrieve import _where
+
+    retriever = Retriever(make_settings(data_root), embedder=embedder)
+    query = Query(QUESTION, end=date(2022, 6, 14))  # two of the three articles
+    by_where = retriever._dense(query.text, 2, _where(query))
+    assert {c.metadata["published"] for c in by_where} == {"2022-06-14"}
+    searches: list[tuple[object, object]] = []
+    real = retriever._search
+
+    def spy(text: str, k: int, where=None, ids=None):
+        searches.append((where, ids))
+        return real(text, k, where, ids)
+
+    monkeypatch.setattr(retriever, "_search", spy)
+    assert retriever.dense(query, 2) == by_where
+    assert searches == [(None, None)]  # one unfiltered search, filtered here
+    monkeypatch.setattr(retriever.bm25.get(), "rows", lambda: {})  # lists none of them
+    assert retriever.dense(query, 2) == by_where
+    assert searches == [(None, None)] * 2
 
 
 def test_dense_search_finds_what_llamaindexs_chroma_vector_store_finds(

@@ -236,3 +236,33 @@ def test_settings_free_helper_for_other_processes(tmp_path: Path, indexed) -> No
     assert {a: m.get("story_id") for a, m in other.manifest().items()} == {
         a: m.get("story_id") for a, m in store.manifest().items()
     }
+
+
+def test_a_retrievers_stories_follow_its_keyword_index_version(
+    indexed, embedder: LocalEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import index.bm25
+    from index.retrieve import Retriever
+
+    feed, store = indexed
+    retriever = Retriever(store.settings, Store(store.settings), embedder)
+    by_url = ids(store)
+    a, b = by_url[QUAKE_A["url"]], by_url[QUAKE_B["url"]]
+    assert retriever.stories.story_of(b) == story_id(a)
+    # Lookups between version checks read no state from the store (2 ms a read).
+    monkeypatch.setattr(index.bm25, "CHECK_EVERY", 3600.0)  # no check due during the loop
+    reads = []
+    real_state = Store.state
+    monkeypatch.setattr(Store, "state", lambda self: reads.append(1) or real_state(self))
+    for _ in range(5):
+        retriever.stories.lookup()(b)
+        retriever.stories.story_of(b)
+    assert reads == []
+    monkeypatch.setattr(index.bm25, "CHECK_EVERY", 1.0)
+    # Another run removes the story's first report: once the keyword index sees the new
+    # version, so do the stories (no stale story ids).
+    write(feed, QUAKE_B, BAKE, DIGEST)
+    index_paths([feed], store.settings, embedder=embedder)
+    retriever.bm25.invalidate()
+    assert retriever.stories.story_of(b) == story_id(b)
+    assert retriever.bm25.get().version == store.state().version
