@@ -77,3 +77,9 @@ def content_hash(article: Article) -> str:
 def chunk_id(article_id: str, content_hash: str, position: int) -> str:
     """Deterministic, so re-running an interrupted index upserts instead of duplicating."""
     return f"{article_id}:{content_hash}:{position}"
+
+
+def article_version(chunk: str) -> tuple[str, str]:
+    """(article id, content hash) of a chunk id that ``chunk_id`` made."""
+    article, content, _ = chunk.rsplit(":", 2)
+    return article, content
