@@ -217,16 +217,21 @@ def names(sentence: str) -> list[Span]:
     return out
 
 
-@lru_cache(maxsize=1 << 12)
-def _spans(sentence: str) -> tuple[tuple[Span, ...], tuple[Span, ...]]:
-    """The pattern-typed spans and the name runs of a sentence: a question scores the same
-    candidate sentences more than once (a follow-up, a second reading), and Span is frozen."""
-    typed = tuple(
-        Span(kind, m.group(0).strip(" ,"), m.start())
-        for kind, pattern in _TAGGERS
-        for m in pattern.finditer(sentence)
+_TAGGER = dict(_TAGGERS)
+
+
+@lru_cache(maxsize=1 << 13)
+def _typed(sentence: str, kind: Kind) -> tuple[Span, ...]:
+    """One pattern's spans of a sentence: a question scores the same candidate sentences
+    more than once (a follow-up, a second reading), and Span is frozen."""
+    return tuple(
+        Span(kind, m.group(0).strip(" ,"), m.start()) for m in _TAGGER[kind].finditer(sentence)
     )
-    return typed, tuple(names(sentence))
+
+
+@lru_cache(maxsize=1 << 12)
+def _names(sentence: str) -> tuple[Span, ...]:
+    return tuple(names(sentence))
 
 
 def places_in(text: str) -> set[str]:
@@ -238,12 +243,26 @@ def places_in(text: str) -> set[str]:
     return found
 
 
-def tag(sentence: str, places: set[str] | frozenset[str] = frozenset()) -> list[Span]:
-    """Every typed span in the sentence; ``places`` are names known to be places."""
-    typed, named = _spans(sentence)
-    spans = list(typed)
-    for span in named:
-        spans.append(span)
+def tag(
+    sentence: str,
+    places: set[str] | frozenset[str] = frozenset(),
+    kinds: frozenset[Kind] | None = None,
+) -> list[Span]:
+    """Every typed span in the sentence; ``places`` are names known to be places. ``kinds``
+    limits the spans to those kinds (None: all), and only their patterns are run."""
+    spans = [
+        span
+        for kind, _ in _TAGGERS
+        if kinds is None or kind in kinds
+        for span in _typed(sentence, kind)
+    ]
+    if kinds is not None and not kinds & {Kind.NAME, Kind.PLACE}:
+        return spans
+    for span in _names(sentence):
+        if kinds is None or Kind.NAME in kinds:
+            spans.append(span)
+        if kinds is not None and Kind.PLACE not in kinds:
+            continue
         cue = _PLACE_CUE.search(sentence[max(0, span.start - 24) : span.start])
         if cue or span.text in places or any(p in span.text for p in places if len(p) > 3):
             spans.append(Span(Kind.PLACE, span.text, span.start))
@@ -321,7 +340,10 @@ def answers(q: Asked, sentence: str, places: set[str] | frozenset[str] = frozens
     wanted = ANSWERED_BY.get(q.kind)
     if not wanted:
         return []
-    spans = tag(sentence, places)
+    # Only the kinds read below are tagged: places rule out persons, dates hold no amounts.
+    needed = wanted | ({Kind.PLACE} if q.kind is Kind.PERSON else set())
+    needed |= {Kind.DATE} if Kind.NUMBER in wanted else set()
+    spans = tag(sentence, places, frozenset(needed))
     where = {s.text for s in spans if s.kind is Kind.PLACE}
     dates = [(s.start, s.start + len(s.text)) for s in spans if s.kind is Kind.DATE]
     out = []

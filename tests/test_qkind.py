@@ -101,6 +101,16 @@ def test_answer_spans(question: str, sentence: str, found: list[str]) -> None:
     assert [s.text for s in answers(asked(question), sentence)] == found
 
 
+@pytest.mark.parametrize("kinds", [{k} for k in Kind] + [{Kind.NAME, Kind.PLACE}])
+def test_tagging_some_kinds_gives_those_of_all_spans(kinds: set[Kind]) -> None:
+    """``answers`` runs only the patterns it reads: the spans it then sees are exactly
+    those of a full tagging, in the same order."""
+    places = {"Islamabad", "Bozeman"}
+    for _, sentence, _ in ANSWERS:
+        full = [s for s in tag(sentence, places) if s.kind in kinds]
+        assert tag(sentence, places, frozenset(kinds)) == full
+
+
 def test_places_come_from_the_text_itself() -> None:
     article = "Flooding hit towns in Montana. Gardiner was cut off. Crews arrived from Bozeman."
     places = places_in(article)
