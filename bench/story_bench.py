@@ -61,6 +61,7 @@ def make_leads_cache(folder: Path) -> None:
     from index.corpus import iter_articles
     from index.embed import LocalEmbedder
     from index.models import Article
+    from index.stories import furnished
 
     embedder = LocalEmbedder()
     chunker = Chunker(embedder, 256, 24)
@@ -68,10 +69,13 @@ def make_leads_cache(folder: Path) -> None:
     feed = DATA / "corpus-full.jsonl"
     for article in iter_articles(feed, max_file_bytes=10**9, max_article_chars=10**7):
         if isinstance(article, Article) and (nodes := chunker.nodes(article)):
+            # as the index's load_reports: a lead of page furniture is read from chunk 2
+            lead = nodes[1] if len(nodes) > 1 and furnished(nodes[0].text) else nodes[0]
             rows.append({"id": article.id, "url": article.url, "title": article.title,
                          "source": article.source, "published": article.published,
-                         "published_ts": article.published_ts, "lead": nodes[0].text})  # fmt: skip
-            texts.append(chunker.embed_text(nodes[0]))
+                         "published_ts": article.published_ts, "lead": nodes[0].text,
+                         "body": lead.text if lead is not nodes[0] else ""})  # fmt: skip
+            texts.append(chunker.embed_text(lead))
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "leads.npy", embedder.embed(texts))
     with (folder / "leads.jsonl").open("w", encoding="utf-8") as out:
@@ -103,7 +107,16 @@ def full_feed_reports(args: argparse.Namespace) -> tuple[list, dict[str, str], i
             first.setdefault(r["id"], n)
         rows, vectors = [rows[n] for n in first.values()], vectors[list(first.values())]
         reports = [
-            Report(r["id"], r["title"], r["lead"], r["published_ts"], v, r["url"], r["source"])
+            Report(
+                r["id"],
+                r["title"],
+                r["lead"],
+                r["published_ts"],
+                v,
+                r["url"],
+                r["source"],
+                r.get("body", ""),
+            )
             for r, v in zip(rows, vectors)
         ]
         chunks = sum(int(r.get("n_chunks", 1)) for r in rows)

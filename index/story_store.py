@@ -3,7 +3,8 @@
 Every article's story id lives in its manifest record and, as the flat ``story_id`` key, in
 the Chroma metadata of each of its chunks, so server mode and every process see the same
 stories (and can filter chunks by story). The grouping (``index.stories``) reads only the
-stored leads (each article's first chunk: its text and its vector), so an index built before
+stored leads (each article's first chunk: its text and its vector; the second too where the
+first is page furniture), so an index built before
 stories existed, or grouped by older rules (``GROUPING_VERSION``), is regrouped on its next
 run without re-embedding anything.
 
@@ -46,6 +47,7 @@ from index.stories import (
     Grouping,
     KeyStats,
     Report,
+    furnished,
     group,
 )
 
@@ -126,27 +128,51 @@ def mark_grouped(store: Store, version: int, stats: KeyStats | None = None) -> N
 
 
 def load_reports(store: Store, manifest: Mapping[str, dict]) -> list[Report]:
-    """Each article's lead as stored: its first chunk's text and vector."""
-    wanted = {chunk_id(aid, str(meta.get("hash", "")), 0): aid for aid, meta in manifest.items()}
-    ids = list(wanted)
+    """Each article's lead as stored: its first chunk's text and vector (and, where that
+    chunk is mostly page furniture, the second chunk's text and vector too)."""
+    leads = _chunks(store, manifest, 0)
+    nexts = _chunks(
+        store,
+        {
+            aid: manifest[aid]
+            for aid, (text, _) in leads.items()
+            if int(manifest[aid].get("n_chunks", 0)) > 1 and furnished(text)
+        },
+        1,
+    )
     reports = []
+    for aid, (text, vector) in leads.items():
+        meta = manifest[aid]
+        body, vector = nexts.get(aid, ("", vector))
+        reports.append(
+            Report(
+                article_id=aid,
+                title=str(meta.get("title", "")),
+                lead=text,
+                published_ts=int(meta.get("published_ts", -1)),
+                vector=vector,
+                url=str(meta.get("url", "")),
+                source=str(meta.get("source", "")),
+                body=body,
+            )
+        )
+    return reports
+
+
+def _chunks(
+    store: Store, manifest: Mapping[str, dict], position: int
+) -> dict[str, tuple[str, np.ndarray]]:
+    """article id -> (text, vector) of its chunk at ``position``."""
+    wanted = {
+        chunk_id(aid, str(meta.get("hash", "")), position): aid for aid, meta in manifest.items()
+    }
+    ids = list(wanted)
+    out = {}
     for start in range(0, len(ids), _GET):
         got = store.chunks.get(ids=ids[start : start + _GET], include=["embeddings", "documents"])
         for cid, doc, vector in zip(got["ids"], got["documents"], got["embeddings"]):
-            aid = wanted[cid]
-            meta = manifest[aid]
-            reports.append(
-                Report(
-                    article_id=aid,
-                    title=str(meta.get("title", "")),
-                    lead=doc or "",
-                    published_ts=int(meta.get("published_ts", -1)),
-                    vector=np.asarray(vector, dtype=np.float32),
-                    url=str(meta.get("url", "")),
-                    source=str(meta.get("source", "")),
-                )
-            )
-    return reports
+            out[wanted[cid]] = (doc or "", np.asarray(vector, dtype=np.float32))
+    return out
 
 
 def assign_stories(
@@ -248,8 +274,8 @@ def _around(store: Store, manifest: Mapping[str, dict], touched: Touched) -> lis
 
 
 def _walkable(report: Report) -> bool:
-    """A report that near pairs can join (digests and undated reports stay alone)."""
-    return report.published_ts >= 0 and not report.digest
+    """A report that near pairs can join (digests, undated and blank reports stay alone)."""
+    return report.joinable
 
 
 def _spans(centres: list[int], radius: int) -> list[tuple[int, int]]:

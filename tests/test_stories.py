@@ -239,3 +239,46 @@ def test_key_stats_survive_their_record_and_go_stale_with_growth() -> None:
     idf = again.idf()
     assert idf("a") < idf("b") == idf("never-seen")
     assert not stats.stale(3) and stats.stale(4)
+
+
+AD_STUB = (
+    "1. How relevant is this ad to you?\n\nVideo player was slow to load content Video content "
+    "never loaded Ad froze or did not finish loading Audio on ad was too loud Other issues"
+)
+CONSENT = (
+    "We will use the details you have shared to manage your registration, as described in "
+    "our Privacy Policy.\n\nWould you like to receive The WeekDay newsletter ?\n\n"
+    "If you wish to object to the use of your data in this way, please tick here."
+)
+
+
+def test_page_furniture_is_told_from_the_news() -> None:
+    caption = "SCHWEDT, GERMANY - MAY 03: In this aerial view, tanks of the PCK refinery."
+    news = "Ford Motor Co. is recalling 2.9 million vehicles that may roll away while parked."
+    assert stories.content(f"{AD_STUB}\n{caption}\n{news}").strip() == news
+    assert stories.furnished(AD_STUB) and stories.furnished(CONSENT)
+    assert stories.furnished(f"{caption}\n{news}") is False  # mostly news: the lead reads fine
+    # a sign-up line above the story leaves the lead as it is
+    signup = "Sign up for CNN's Wonder Theory science newsletter. Explore the universe."
+    assert not stories.furnished(f"{signup}\n\n{news} {news}")
+
+
+def test_a_lead_of_page_furniture_only_joins_nothing() -> None:
+    # Video pages whose stored text is an ad survey: identical leads, unrelated events.
+    vector = _unit(1, 0.1)
+    stubs = [_report("ford", vector, 0, "Ford recall", AD_STUB)]
+    stubs.append(_report("emmys", vector, 0.5, "Emmy awards winners", AD_STUB))
+    assert len(set(group(stubs).story_of.values())) == 2
+    # The same vectors with news in the lead are one story.
+    news = [_report("a", vector, 0, "A", "Ford recalls cars."), _report("b", vector, 0.5, "B")]
+    assert len(set(group(news).story_of.values())) == 1
+
+
+def test_a_furnished_lead_is_read_from_the_next_chunk() -> None:
+    body = "Fans cheered Iga Swiatek in Paris after the final."
+    report = Report("x", "Final", CONSENT, int(T0), _unit(1), body=body)
+    assert {"iga", "swiatek", "paris"} <= report.keys
+    assert not {"privacy", "policy", "weekday"} & report.keys
+    assert report.joinable  # the next chunk is news
+    stub = Report("y", "Final", CONSENT, int(T0), _unit(1))
+    assert not stub.joinable

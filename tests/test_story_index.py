@@ -266,3 +266,36 @@ def test_a_retrievers_stories_follow_its_keyword_index_version(
     retriever.bm25.invalidate()
     assert retriever.stories.story_of(b) == story_id(b)
     assert retriever.bm25.get().version == store.state().version
+
+
+def test_a_lead_of_page_furniture_is_read_from_the_second_chunk(
+    tmp_path: Path, embedder: LocalEmbedder
+) -> None:
+    """A page whose first chunk is a sign-up and consent box is grouped by its second chunk
+    (text and vector), where its own story starts."""
+    consent = (
+        "We will use the details you have shared to manage your newsletter subscription, as "
+        "described in our Privacy Policy. Would you like to receive The WeekDay newsletter? "
+        "If you wish to object to the use of your data in this way, please tick here.\n\n"
+    )
+    boxed = {
+        **QUAKE_B,
+        "url": "https://news-c.example/quake",
+        "text": consent * 6 + QUAKE_B["text"],
+    }
+    feed = write(tmp_path / "feed.jsonl", QUAKE_A, boxed, BAKE)
+    settings = make_settings(tmp_path)
+    index_paths([feed], settings, embedder=embedder)
+    store = Store(settings)
+    manifest = store.manifest()
+    reports = {r.article_id: r for r in story_store.load_reports(store, manifest)}
+    aid = ids(store)[boxed["url"]]
+    assert manifest[aid]["n_chunks"] > 1
+    second = store.chunks.get(
+        ids=[chunk_id(aid, manifest[aid]["hash"], 1)], include=["documents", "embeddings"]
+    )
+    assert reports[aid].body == second["documents"][0]
+    assert list(reports[aid].vector) == pytest.approx(list(second["embeddings"][0]))
+    assert all(not r.body for a, r in reports.items() if a != aid)
+    stories = assert_stories_consistent(store)
+    assert stories[aid] == stories[ids(store)[QUAKE_A["url"]]]
