@@ -1,7 +1,9 @@
 """Offline answers: pick the one to three sentences that best answer the question.
 
 A sentence scores by how much of the question's (IDF-weighted) content it covers, by how
-close its passage is to the question in embedding space, and by its article's rank. Names
+close its passage is to the question in embedding space, and by its article's rank. The top
+two stories are read, the top one in all its retrieved reports (``reading_order``); a
+digest ("5 things to know") is read too but demoted, so the report it summarises is cited. Names
 from the question that the article's headline already carries count less inside that
 article: it is about them throughout, and its sentences say "both countries" or "she". The
 best sentence opens the answer; up to two more, from other angles, follow in reading order.
@@ -34,7 +36,11 @@ from index.qkind import (
 from index.text import sentences, terms
 
 MAX_SENTENCES = 3
-ARTICLES_READ = 2  # calibrated on dev data: citation precision vs. accuracy
+ARTICLES_READ = 2  # stories read (digests aside); calibrated on dev data: precision vs. accuracy
+REPORTS_READ = 3  # other reports of the top story read beside its lead (other outlets' wording)
+RANK_WEIGHT = 0.25  # the best-ranked story's sentences first, unless another's say much more
+RANK_EVIDENCE = 0.15  # the part of that which counts as evidence (the refusal threshold's)
+DIGEST_PENALTY = 0.3  # a roundup's sentence, behind the report it summarises
 DEFAULT_IDF = 4.0
 ENTITY_WEIGHT = 0.3  # a question's names, inside an article whose headline carries them
 CONTEXT_SHARE = 0.5  # carried topic's weight, at most, against the follow-up's own words
@@ -58,10 +64,13 @@ class Evidence:
     typed: bool = False  # holds an answer of the kind the question asks for
     bonus: float = 0.0  # what that added to the score
 
+    lean: float = 0.0  # what only orders sentences: the top story's lead, a digest's demotion
+
     @property
     def confidence(self) -> float:
-        """The score without the kind bonus: a name or number alone is no evidence."""
-        return self.score - self.bonus
+        """The score without the kind bonus (a name or number alone is no evidence) and
+        without the ``lean`` (a roundup's sentence is still evidence, a rank is not)."""
+        return self.score - self.bonus - self.lean
 
 
 def question_weights(question: str, idf: dict[str, float], context: str = "") -> dict[str, float]:
@@ -113,7 +122,7 @@ def score_sentences(
     out: list[Evidence] = []
     said = {a.lower() for a in avoid}
     seen: set[str] = set()
-    for rank, hit in enumerate(hits[:ARTICLES_READ]):
+    for rank, hit in reading_order(hits):
         title_terms = set(terms(hit.title))
         given = names & title_terms
         own = {t: w * ENTITY_WEIGHT if t in given else w for t, w in weights.items()}
@@ -155,16 +164,38 @@ def score_sentences(
             cov = coverage(sentence_terms, asked_own)
             # The article's title gives context the sentence leaves implicit ("it", "he").
             context_cov = coverage(sentence_terms | title_terms, weights)
+            lean = (RANK_WEIGHT - RANK_EVIDENCE) / (1 + rank) - (
+                DIGEST_PENALTY if hit.digest else 0.0
+            )
             score = (
                 0.6 * coverage(sentence_terms, own)
                 + 0.2 * context_cov
                 + 0.25 * max(dense, 0.0)
-                + 0.15 / (1 + rank)
+                + RANK_EVIDENCE / (1 + rank)
                 + bonus
+                + lean
                 - (0.05 if sentence.endswith("?") else 0.0)
             )
-            out.append(Evidence(sentence, hit, rank, (position, i), cov, score, typed, bonus))
+            out.append(Evidence(sentence, hit, rank, (position, i), cov, score, typed, bonus, lean))
     out.sort(key=lambda e: e.score, reverse=True)
+    return out
+
+
+def reading_order(hits: list[ArticleHit]) -> list[tuple[int, ArticleHit]]:
+    """The articles whose sentences are scored, each with its rank: the first
+    ``ARTICLES_READ`` stories that are not digests (a digest ranked before them is read too,
+    demoted: it often words the question best, but the report it summarises is the source),
+    and beside the top story's lead, up to ``REPORTS_READ`` of its other retrieved reports,
+    at the lead's rank: another outlet may state the answer the lead only implies."""
+    out: list[tuple[int, ArticleHit]] = []
+    stories = 0
+    for rank, hit in enumerate(hits):
+        if stories >= ARTICLES_READ:
+            break
+        stories += not hit.digest
+        out.append((rank, hit))
+        if rank == 0:
+            out.extend((rank, report) for report in hit.reports[:REPORTS_READ])
     return out
 
 

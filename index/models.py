@@ -89,6 +89,7 @@ class ArticleHit:
     # Other reports of the same story among the candidates, best first: the story holds one
     # slot in the ranking, and an answer may cite whichever report supports a sentence best.
     reports: list[ArticleHit] = field(default_factory=list)
+    digest: bool = False  # a roundup of several events ("5 things to know"), not a report
 
 
 @dataclass

@@ -198,7 +198,12 @@ class Retriever:
             half_life_days=self.settings.recency_half_life_days,
             source_weights=self.settings.source_weights,
         )
-        return one_per_story(ranked, self.stories.lookup())[: k or self.settings.top_k]
+        hits = one_per_story(ranked, self.stories.lookup())[: k or self.settings.top_k]
+        digests = self.stories.digests()
+        for hit in hits:
+            for h in (hit, *hit.reports):
+                h.digest = h.article_id in digests
+        return hits
 
     def _fetch(self, ids: list[str]) -> dict[str, Chunk]:
         if not ids:

@@ -317,6 +317,7 @@ class StoryMap:
         self._story_of: dict[str, str] = {}
         self._by_url: dict[str, str] = {}
         self._reports: dict[str, list[dict]] = {}
+        self._digests: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
     def _load(self) -> None:
@@ -333,6 +334,7 @@ class StoryMap:
             for rows in reports.values():
                 rows.sort(key=lambda m: (int(m.get("published_ts", -1)), m["article_id"]))
             self._by_url = {str(m.get("url")): aid for aid, m in manifest.items() if m.get("url")}
+            self._digests = frozenset(aid for aid, m in manifest.items() if m.get("digest"))
             self._story_of, self._reports, self._version = story_of, reports, version
 
     def story_of(self, article_id: str) -> str:
@@ -347,6 +349,11 @@ class StoryMap:
         self._load()
         story_of = self._story_of
         return lambda article_id: story_of.get(article_id, article_id)
+
+    def digests(self) -> frozenset[str]:
+        """The articles that are roundups of several events ("5 things to know")."""
+        self._load()
+        return self._digests
 
     def story_of_url(self, url: str) -> str | None:
         """The story of the article at ``url`` (canonical form), None when not indexed."""

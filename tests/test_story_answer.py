@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,7 +111,11 @@ def test_retrieval_gives_a_story_one_slot_and_citations_name_the_other_reports(
     top = resolved.hits[0]
     assert top.url in (QUAKE_A["url"], QUAKE_B["url"])
     assert [r.url for r in top.reports] == list({QUAKE_A["url"], QUAKE_B["url"]} - {top.url})
+    # The roundup that also reports the toll is retrieved, flagged, and not what is cited.
+    flagged = {h.url: h.digest for h in resolved.hits}
+    assert flagged.get(DIGEST["url"]) is True and flagged[top.url] is False
     assert not answer.refused
+    assert DIGEST["url"] not in [c.url for c in answer.citations]
     cited = answer.citations[0]
     assert cited.story_id == top.story_id
     assert {cited.url, *(r.url for r in cited.also)} == {QUAKE_A["url"], QUAKE_B["url"]}
@@ -125,3 +130,50 @@ def _d(day: int):
     from datetime import date
 
     return date(2022, 7, day)
+
+
+def _read_hit(aid: str, title: str, text: str, *, digest: bool = False) -> ArticleHit:
+    from index.models import Passage
+
+    hit = ArticleHit(aid, title, f"https://news.test/{aid}", "news.test", "2022-07-25", 0)
+    hit.passages = [Passage(f"{aid}#0", text, 0, 0.5)]
+    hit.digest = digest
+    return hit
+
+
+def test_digests_take_no_reading_slot_and_the_top_storys_reports_are_read() -> None:
+    from index.extract import ARTICLES_READ, REPORTS_READ, reading_order
+
+    roundup = _read_hit("d", "5 things to know for July 25", "Fires, floods.", digest=True)
+    lead = _read_hit("a", "Oak Fire grows", "The Oak Fire grew.")
+    lead.reports = [_read_hit(f"r{i}", "Oak Fire", "It grew.") for i in range(REPORTS_READ + 2)]
+    others = [_read_hit(f"o{i}", f"Other event {i}", "Something else.") for i in range(3)]
+    order = reading_order([roundup, lead, *others])
+    read = [(rank, hit.article_id) for rank, hit in order]
+    # The digest ranked first is read, but does not count as one of the stories read.
+    stories = [aid for _, aid in read if not aid.startswith("r") and aid != "d"]
+    assert stories == ["a", *[f"o{i}" for i in range(ARTICLES_READ - 1)]]
+    assert (read[0][1], read[0][0]) == ("d", 0)
+    # The reports of the top slot only: the digest was the top slot and has none.
+    assert not any(aid.startswith("r") for _, aid in read)
+    order = reading_order([lead, *others])
+    reports = [(rank, hit.article_id) for rank, hit in order if hit.article_id.startswith("r")]
+    assert reports == [(0, f"r{i}") for i in range(REPORTS_READ)]
+
+
+def test_a_roundups_sentence_yields_to_the_report_it_summarises_but_still_counts() -> None:
+    from index.extract import pick, score_sentences
+
+    question = "Which national park did the wildfire force thousands to flee near?"
+    words = "A raging wildfire forced thousands of people to flee near Yosemite National Park."
+    roundup = _read_hit("d", "5 things to know for July 25", words, digest=True)
+    report = _read_hit(
+        "a", "Oak Fire", "The wildfire forced thousands to flee, near Yosemite National Park."
+    )
+    evidence = score_sentences(question, [roundup, report], {})
+    assert pick(evidence)[0].hit is report  # the digest words it better, the report is cited
+    alone = score_sentences(question, [roundup], {})
+    plain = score_sentences(question, [replace(roundup, digest=False)], {})
+    assert alone[0].score < plain[0].score
+    # The demotion orders sentences; it is no reason to refuse.
+    assert alone[0].confidence == pytest.approx(plain[0].confidence)
