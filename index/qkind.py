@@ -50,7 +50,7 @@ _KIND_RULES: list[tuple[Kind, re.Pattern[str]]] = [
             r"\bhow (?:many|much|big|large|long|far|fast|heavy|high|tall|deep|strong|"
             r"expensive|severe|wide|powerful|hot|cold|often)\b|"
             r"\b(?:what|which)(?: is| was|'s| are| were)?(?: the| its| his| her| their)?"
-            r"(?: \w+){0,2}? (?:share|percentage|percent|proportion|fraction|rate|"
+            r"(?: \w+){0,3}? (?:share|percentage|percent|proportion|fraction|rate|"
             r"magnitude|number|amount|price|temperature|speed|score|sum|total|cost|size|"
             r"category|figure|margin|value)\b|\bwhat (?:is|was|'s) the (?:\w+ )?(?:worth|tally|toll)\b|"
             r"\bworth\b\??$",
@@ -195,6 +195,8 @@ _AGE_WORD = re.compile(r"\w+-year-old$", re.I)
 _PLACE_CUE = re.compile(
     r"\b(?:in|at|near|from|to|across|outside|inside|throughout|into|toward|towards|around|"
     r"over|along|off|via|"
+    r"(?:north|south|east|west|north-?east|north-?west|south-?east|south-?west)"
+    r"(?:ward|erly)? of|"
     r"northern|southern|eastern|western|central)\s+(?:the\s+)?$",
     re.I,
 )

@@ -24,6 +24,7 @@ KINDS: list[tuple[str, Kind]] = [
     ("How much did the film make?", Kind.NUMBER),
     ("What's the deal worth?", Kind.NUMBER),
     ("What was the death toll of the quake?", Kind.NUMBER),
+    ("What was the annual US inflation rate in June?", Kind.NUMBER),
     ("What share of the vote did he get?", Kind.NUMBER),
     ("How strong is it now?", Kind.NUMBER),
     ("How long could the check take?", Kind.NUMBER),
@@ -88,6 +89,8 @@ ANSWERS: list[tuple[str, str, list[str]]] = [
     # places: introduced by "in", "at", "near"... or known from the article
     ("Where is the glacier?", "The glacier lies in West Antarctica.", ["West Antarctica"]),
     ("Where did it land?", "Bermuda braced for the storm.", []),
+    ("Where is it heading?", "The center of Fiona is due to pass just west of Bermuda.",
+     ["Bermuda"]),  # a compass bearing introduces a place; "center of" does not
     # named things
     ("Which galaxy cluster does the picture show?",
      "The image shows the galaxy cluster SMACS 0723.", ["SMACS 0723"]),
