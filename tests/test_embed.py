@@ -161,6 +161,13 @@ def test_batch_equals_one_by_one_with_mixed_lengths(
 # --- tokens -----------------------------------------------------------------------------------
 
 
+def test_idle_runtime_threads_sleep_instead_of_spinning(embedder: LocalEmbedder) -> None:
+    """Spinning ORT workers take the second core from Chroma and scoring between questions
+    (and from other processes on a shared machine)."""
+    options = embedder.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
 def test_token_counting(embedder: LocalEmbedder) -> None:
     assert embedder.count_tokens("") == 0
     assert embedder.count_tokens("hello world") == 2
