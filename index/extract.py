@@ -259,9 +259,16 @@ def pick(
         new_terms = set(terms(candidate.sentence))
         if any(_jaccard(new_terms, set(terms(c.sentence))) > 0.5 for c in chosen):
             continue
+        # A short sentence joined to the one after it (``with_antecedents``) holds it whole.
+        if any(_contains(candidate.sentence, c.sentence) for c in chosen):
+            continue
         chosen.append(candidate)
     # The answer first; what else is said follows in the article's own reading order.
     return chosen[:1] + sorted(chosen[1:], key=lambda e: (e.rank, e.order))
+
+
+def _contains(a: str, b: str) -> bool:
+    return a in b or b in a
 
 
 def _jaccard(a: set[str], b: set[str]) -> float:

@@ -322,3 +322,21 @@ def test_a_typed_question_prefers_sentences_that_hold_an_answer() -> None:
     ]
     assert "10 days" in " ".join(e.sentence for e in pick(evidence, 2, typed=True))
     assert "10 days" not in " ".join(e.sentence for e in pick(evidence, 2))
+
+
+def test_a_sentence_is_not_quoted_twice_when_joined_to_the_next() -> None:
+    from index.extract import score_sentences
+    from index.models import ArticleHit, Passage
+
+    text = (
+        "Chelsea Gray was named WNBA Finals MVP. She averaged 18.3 points per game in the "
+        "series. The Aces beat the Sun 78-71 to win the WNBA title."
+    )
+    hit = ArticleHit("a", "Aces win the WNBA title", "https://x/a", "x", "", 0)
+    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    evidence = score_sentences("Who was named WNBA Finals MVP?", [hit], {})
+    candidates = [e.sentence for e in evidence]
+    assert "Chelsea Gray was named WNBA Finals MVP." in candidates
+    assert any(s.startswith("Chelsea Gray was named") and "averaged" in s for s in candidates)
+    quoted = " ".join(e.sentence for e in pick(evidence))
+    assert quoted.count("Chelsea Gray was named") == 1
