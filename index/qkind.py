@@ -306,6 +306,7 @@ class Asked:
     terms: frozenset[str]
     numbers: frozenset[str]  # figures written in the question: never its answer
     counted: frozenset[str] = frozenset()  # "how many book bans": what the number counts
+    money: bool = False  # "how much is it worth", "how much was it fined": an amount of money
 
 
 # "How many book bans", "how many of its members": the words naming what is counted.
@@ -313,6 +314,19 @@ _COUNTED = re.compile(
     r"\bhow many (?:(?:of|more|fewer|other|new) )*(?:(?:the|its|his|her|their|these|those) )?"
     r"([a-z][\w\-]*)",
     re.I,
+)
+
+
+# "How much is the merger worth?", "How much was Instagram fined?": a sum of money, not any
+# figure ("grocery prices rose 13%"), is the answer.
+_MONEY_QUESTION = re.compile(
+    r"\bhow much\b.*\b(?:worth|cost|costs|costing|pay|paid|pays|fined?|sell|sold|"
+    r"raised?|spen[dt]|donat\w*|earn(?:ed|s)?|make|made|charg\w*|owe[ds]?|budget|salary|"
+    r"revenue|debt|loans?|aid|funding)\b|\bhow much (?:money|cash|funding)\b",
+    re.I,
+)
+_MONEY = re.compile(
+    r"[$€£¥]|\bUS\$|\b(?:dollars|euros?|pounds|yen|yuan|rupees|francs|pesos)\b", re.I
 )
 
 
@@ -325,6 +339,7 @@ def asked(question: str, kind: Kind | None = None) -> Asked:
         frozenset(terms(question)),
         numbers,
         frozenset(terms(counted.group(1))) if counted else frozenset(),
+        bool(_MONEY_QUESTION.search(question)),
     )
 
 
@@ -354,6 +369,8 @@ def answers(q: Asked, sentence: str, places: set[str] | frozenset[str] = frozens
             continue
         # A figure inside a date ("in 2024", "October 2") is no amount.
         if span.kind is Kind.NUMBER and any(a <= span.start < b for a, b in dates):
+            continue
+        if q.money and span.kind is Kind.NUMBER and not _MONEY.search(span.text):
             continue
         if q.kind is Kind.PERSON and not _person_like(span, sentence, where):
             continue

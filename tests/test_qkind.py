@@ -81,6 +81,11 @@ ANSWERS: list[tuple[str, str, list[str]]] = [
     ("What's the deal worth?", "The Broncos were sold for $4.65 billion to Rob Walton.",
      ["$4.65 billion"]),
     ("What was the inflation rate?", "Prices rose 9.1% in the year to June.", ["9.1%"]),
+    # a question about money wants a sum of money, not any figure
+    ("How much is the merger worth?", "Grocery prices rose 13% in 2 months.", []),
+    ("How much was Instagram fined?", "It was fined 405 million euros, or 3% of sales.",
+     ["405 million euros"]),
+    ("How much have gas prices risen?", "Gas prices rose 60% in a year.", ["60%"]),
     ("How strong is it now?", "Fiona is now a Category 4 storm.", ["Category 4"]),
     # dates
     ("When is the runoff?", "The runoff will be held on October 30.", ["October 30"]),
