@@ -41,6 +41,10 @@ REPORTS_READ = 3  # other reports of the top story read beside its lead (other o
 RANK_WEIGHT = 0.25  # the best-ranked story's sentences first, unless another's say much more
 RANK_EVIDENCE = 0.15  # the part of that which counts as evidence (the refusal threshold's)
 DIGEST_PENALTY = 0.3  # a roundup's sentence, behind the report it summarises
+NEGATED_PENALTY = 0.1  # a sentence that denies what the question states
+_NEGATION = re.compile(
+    r"(?:\b(?:not|never|no|without)\b|n['’]t\b)\s*((?:[\w'’-]+\s+){0,2}[\w'’-]+)", re.I
+)
 DEFAULT_IDF = 4.0
 ENTITY_WEIGHT = 0.3  # a question's names, inside an article whose headline carries them
 CONTEXT_SHARE = 0.5  # carried topic's weight, at most, against the follow-up's own words
@@ -119,6 +123,9 @@ def score_sentences(
     weights = question_weights(topic, idf, context)
     asked_own = question_weights(topic, idf)  # the question's own words, for ``answered``
     names = entity_terms(question)
+    # "Borrowers who received Pell grants": a sentence on those who "did not receive" one
+    # shares the words but not the case (unless the question itself negates).
+    affirmed = frozenset() if _NEGATION.search(question) else frozenset(asked_own)
     out: list[Evidence] = []
     said = {a.lower() for a in avoid}
     seen: set[str] = set()
@@ -164,8 +171,10 @@ def score_sentences(
             cov = coverage(sentence_terms, asked_own)
             # The article's title gives context the sentence leaves implicit ("it", "he").
             context_cov = coverage(sentence_terms | title_terms, weights)
-            lean = (RANK_WEIGHT - RANK_EVIDENCE) / (1 + rank) - (
-                DIGEST_PENALTY if hit.digest else 0.0
+            lean = (
+                (RANK_WEIGHT - RANK_EVIDENCE) / (1 + rank)
+                - (DIGEST_PENALTY if hit.digest else 0.0)
+                - (NEGATED_PENALTY if negates(sentence, affirmed) else 0.0)
             )
             score = (
                 0.6 * coverage(sentence_terms, own)
@@ -179,6 +188,14 @@ def score_sentences(
             out.append(Evidence(sentence, hit, rank, (position, i), cov, score, typed, bonus, lean))
     out.sort(key=lambda e: e.score, reverse=True)
     return out
+
+
+def negates(sentence: str, wanted: frozenset[str]) -> bool:
+    """Whether the sentence puts "not", "never", "no" or "without" right before one of the
+    question's words ("if they did not receive a Pell grant")."""
+    if not wanted or not _NEGATION.search(sentence):
+        return False
+    return any(set(terms(m.group(1))) & wanted for m in _NEGATION.finditer(sentence))
 
 
 def reading_order(hits: list[ArticleHit]) -> list[tuple[int, ArticleHit]]:

@@ -340,3 +340,40 @@ def test_a_sentence_is_not_quoted_twice_when_joined_to_the_next() -> None:
     assert any(s.startswith("Chelsea Gray was named") and "averaged" in s for s in candidates)
     quoted = " ".join(e.sentence for e in pick(evidence))
     assert quoted.count("Chelsea Gray was named") == 1
+
+
+@pytest.mark.parametrize(
+    ("sentence", "negated"),
+    [
+        ("They get $10,000 if they did not receive a Pell grant.", True),
+        ("They get $10,000 if they didn’t receive a Pell grant.", True),
+        ("Borrowers who never received Pell grants get less.", True),
+        ("Those who did receive a Pell grant get $20,000.", False),
+        ("There is no cap on it, and Pell grant recipients get $20,000.", False),  # too far
+    ],
+)
+def test_a_sentence_that_denies_the_question_is_told_apart(sentence: str, negated: bool) -> None:
+    from index.extract import negates
+    from index.text import terms
+
+    wanted = frozenset(terms("How much will borrowers who received Pell grants get?"))
+    assert negates(sentence, wanted) is negated
+
+
+def test_the_sentence_on_the_case_asked_about_wins_over_its_negation() -> None:
+    from index.extract import score_sentences
+    from index.models import ArticleHit, Passage
+
+    text = (
+        "Borrowers will have up to $10,000 of student debt forgiven if they did not receive "
+        "a Pell grant. Borrowers will have up to $20,000 of student debt forgiven if they "
+        "did receive a Pell grant."
+    )
+    hit = ArticleHit("a", "Student loan relief", "https://x/a", "x", "", 0)
+    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    question = "How much student debt is forgiven for borrowers who received a Pell grant?"
+    evidence = score_sentences(question, [hit], {})
+    assert "$20,000" in evidence[0].sentence
+    # Asked the other way round, the negated case is the one asked about.
+    evidence = score_sentences(question.replace("who received", "who did not receive"), [hit], {})
+    assert "$10,000" in evidence[0].sentence
