@@ -16,6 +16,7 @@ an answer exists, never what is quoted (the quote is always the whole sentence).
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
@@ -236,13 +237,15 @@ def _names(sentence: str) -> tuple[Span, ...]:
     return tuple(names(sentence))
 
 
-def places_in(text: str) -> set[str]:
-    """A gazetteer from the text itself: names it introduces with "in", "at", "near"..."""
+@lru_cache(maxsize=256)
+def places_in(text: str) -> frozenset[str]:
+    """A gazetteer from the text itself: names it introduces with "in", "at", "near"...
+    (kept for a few texts: a second reading of the sources scores the same articles)."""
     found = set()
     for span in names(text):
         if _PLACE_CUE.search(text[max(0, span.start - 24) : span.start]):
             found.add(span.text)
-    return found
+    return frozenset(found)
 
 
 def tag(
@@ -390,11 +393,19 @@ def near(q: Asked, sentence: str, span: Span, window: int = 8) -> bool:
     """Whether ``span`` sits within ``window`` words of one of the question's key terms:
     "the nearly $25 billion deal" answers "what is the merger worth" better than a figure
     at the far end of a long sentence."""
-    found = list(_WORD.finditer(sentence))
-    at = sum(1 for m in found if m.start() < span.start)
+    starts, found = _words(sentence)
+    at = bisect_left(starts, span.start)  # the words before the span
     end = at + len(span.text.split())
     # Only the words in the window are stemmed: most of a long sentence is out of reach.
     return any(
-        not at <= i < end and set(terms(found[i].group(0))) & q.terms
+        not at <= i < end and set(terms(found[i])) & q.terms
         for i in range(max(0, at - window), min(len(found), end + window))
     )
+
+
+@lru_cache(maxsize=1 << 12)
+def _words(sentence: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Where each word of a sentence starts, and the words: ``near`` looks at the same
+    sentence once per span of it."""
+    found = list(_WORD.finditer(sentence))
+    return tuple(m.start() for m in found), tuple(m.group(0) for m in found)

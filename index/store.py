@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from index.errors import EmbedderMismatch, EmptyIndex, StoreError
+from index.identity import chunk_id
 from index.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,21 @@ class Store:
 
     def article_text(self, article_id: str) -> str:
         """An article's text as its chunks hold it (overlaps repeated): enough to check what
-        it says, e.g. whether a cited article contains an expected answer."""
-        got = self.chunks.get(where={"article_id": article_id}, include=["documents", "metadatas"])
+        it says, e.g. whether a cited article contains an expected answer. The version the
+        manifest lists is read by its chunk ids: a ``where`` on the article id scans the
+        collection (~10 ms at 45k chunks), and would mix in the other version's chunks
+        while an index run replaces the article."""
+        listed = self.articles.get(ids=[article_id], include=["metadatas"])
+        meta = (listed["metadatas"][0] or {}) if listed["ids"] else {}
+        got: dict = {"ids": []}
+        if meta.get("hash") and meta.get("n_chunks") is not None:
+            content = str(meta["hash"])
+            ids = [chunk_id(article_id, content, i) for i in range(int(meta["n_chunks"]))]
+            got = self.chunks.get(ids=ids, include=["documents", "metadatas"])
+        if not got["ids"]:  # not in the manifest (yet): whatever chunks carry its id
+            got = self.chunks.get(
+                where={"article_id": article_id}, include=["documents", "metadatas"]
+            )
         parts = sorted(
             zip(got["metadatas"], got["documents"]),
             key=lambda md: int((md[0] or {}).get("position", 0)),

@@ -507,6 +507,37 @@ def test_repair_old_and_new_versions_both_present(
     assert store.chunks.count() == 3 + len(nodes)
 
 
+@pytest.mark.parametrize("manifest_written", [False, True])
+def test_article_text_is_the_version_the_manifest_lists(
+    indexed: tuple[Settings, Path, Store], embedder: LocalEmbedder, manifest_written: bool
+) -> None:
+    """Mid-run, an article's old and new chunks coexist: its text is one version's, the
+    one the manifest lists, not both mixed."""
+    settings, corpus, store = indexed
+    seed_file = corpus / SEED.name
+    old = read(seed_file, settings)[0]
+    before = store.article_text(old.id)
+    assert "Islamabad" in before
+    seed_file.write_text(
+        seed_file.read_text(encoding="utf-8").replace("Islamabad", "Rawalpindi"),
+        encoding="utf-8",
+    )
+    new = read(seed_file, settings)[0]
+    nodes = _nodes(new, str(corpus.resolve()), settings, embedder)
+    _upsert(store, nodes)
+    if manifest_written:
+        store.put_articles({new.id: _manifest_record(new, str(corpus.resolve()), len(nodes))})
+        assert "Rawalpindi" in store.article_text(new.id)
+        assert "Islamabad" not in store.article_text(new.id)
+    else:
+        assert store.article_text(old.id) == before
+    # An article the manifest does not list yet is read from whatever chunks it has.
+    ghost = read(seed_file, settings)[0]
+    ghost.id = "ghost-article"
+    _upsert(store, _nodes(ghost, "/elsewhere", settings, embedder))
+    assert "Rawalpindi" in store.article_text("ghost-article")
+
+
 def test_repair_manifest_entry_with_missing_chunks(
     indexed: tuple[Settings, Path, Store], embedder: LocalEmbedder
 ) -> None:
