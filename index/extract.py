@@ -42,6 +42,13 @@ RANK_WEIGHT = 0.25  # the best-ranked story's sentences first, unless another's 
 RANK_EVIDENCE = 0.15  # the part of that which counts as evidence (the refusal threshold's)
 DIGEST_PENALTY = 0.3  # a roundup's sentence, behind the report it summarises
 NEGATED_PENALTY = 0.1  # a sentence that denies what the question states
+CAPTION_PENALTY = 0.15  # a photo caption: says what a picture shows, not what happened
+# "John Raoux/AP The SpaceX Falcon 9 rocket ...", "... Puerto Rico RICARDO ARDUENGO/REUTERS"
+_PHOTO_CREDIT = re.compile(
+    r"[A-Za-z.]/(?:[A-Z0-9]+/)?(?:AP|AFP|Reuters|REUTERS|Getty(?: Images)?|Shutterstock|EPA|"
+    r"Bloomberg|Sipa|NurPhoto|Anadolu|Zuma|ZUMA|Pool|POOL|USA TODAY|The Washington Post|"
+    r"Kobal|Alamy|NASA|AP Photo)\b"
+)
 _NEGATION = re.compile(
     r"(?:\b(?:not|never|no|without)\b|n['’]t\b)\s*((?:[\w'’-]+\s+){0,2}[\w'’-]+)", re.I
 )
@@ -175,6 +182,7 @@ def score_sentences(
                 (RANK_WEIGHT - RANK_EVIDENCE) / (1 + rank)
                 - (DIGEST_PENALTY if hit.digest else 0.0)
                 - (NEGATED_PENALTY if negates(sentence, affirmed) else 0.0)
+                - (CAPTION_PENALTY if _PHOTO_CREDIT.search(sentence) else 0.0)
             )
             score = (
                 0.6 * coverage(sentence_terms, own)

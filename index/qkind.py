@@ -63,12 +63,15 @@ _KIND_RULES: list[tuple[Kind, re.Pattern[str]]] = [
         re.compile(
             r"\bwhere\b|\b(?:what|which) (?:\w+ )?(?:city|cities|country|countries|state|states|"
             r"province|county|town|village|region|island|nation|continent|place|venue|"
-            r"capital|district|neighbou?rhood|port|airport|park)\b|"
+            r"capital|district|neighbou?rhood|port|airport|park|destination)\b|"
+            r"\b(?:what|which)\b.*\bdestination\b|"
             r"\b(?:what|which) (?:\w+ )?(?:country|state)'s\b|\bwhich .*\bin\?$",
             re.I,
         ),
     ),
-    (Kind.PERSON, re.compile(r"\bwho(?:m|se)?\b", re.I)),
+    # ", who ..." opens a relative clause ("Kanye West, who changed his name to Ye, is
+    # acquiring which platform?"): the question word comes later.
+    (Kind.PERSON, re.compile(r"(?<!,\s)\bwho(?:m|se)?\b", re.I)),
     (
         Kind.NAME,
         re.compile(

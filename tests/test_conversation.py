@@ -377,3 +377,22 @@ def test_the_sentence_on_the_case_asked_about_wins_over_its_negation() -> None:
     # Asked the other way round, the negated case is the one asked about.
     evidence = score_sentences(question.replace("who received", "who did not receive"), [hit], {})
     assert "$10,000" in evidence[0].sentence
+
+
+def test_a_photo_caption_yields_to_the_reports_own_sentence() -> None:
+    from index.extract import score_sentences
+    from index.models import ArticleHit, Passage
+
+    text = (
+        "John Raoux/AP The SpaceX rocket with the Crew Dragon spacecraft sits on the launch "
+        "pad at the Kennedy Space Center in Florida, where NASA launched it on Wednesday. "
+        "SpaceX and NASA launched a crew of astronauts to the International Space Station "
+        "on Wednesday."
+    )
+    hit = ArticleHit("a", "SpaceX launch", "https://x/a", "x", "", 0)
+    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    question = "SpaceX and NASA launched a rocket on Wednesday. What was its destination?"
+    from index.qkind import asked
+
+    evidence = score_sentences(question, [hit], {}, asked=asked(question))
+    assert "International Space Station" in evidence[0].sentence

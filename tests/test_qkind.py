@@ -36,6 +36,9 @@ KINDS: list[tuple[str, Kind]] = [
     # the question word that comes first asks, not one in a later clause
     ("Which union represents the drivers who might strike?", Kind.NAME),
     ("Who was president when the war began?", Kind.PERSON),
+    # ", who ..." is a relative clause, not the question word
+    ("Kanye West, who changed his name to Ye, is buying which platform?", Kind.NAME),
+    ("SpaceX launched a rocket. What was its destination?", Kind.PLACE),
     # the question proper is the last sentence
     ("Liz Truss is quitting. Who held the record before her?", Kind.PERSON),
     ("Texas has been busing migrants to Washington too. How many have arrived?", Kind.NUMBER),
