@@ -42,7 +42,13 @@ RANK_WEIGHT = 0.25  # the best-ranked story's sentences first, unless another's 
 RANK_EVIDENCE = 0.15  # the part of that which counts as evidence (the refusal threshold's)
 DIGEST_PENALTY = 0.3  # a roundup's sentence, behind the report it summarises
 NEGATED_PENALTY = 0.1  # a sentence that denies what the question states
-CAPTION_PENALTY = 0.15  # a photo caption: says what a picture shows, not what happened
+CAPTION_PENALTY = 0.15  # a photo caption or a link to another story: not this report's say
+# A link to another story set inside the text: "►Related: Google Trends lists ...",
+# "NEW WEBB PHOTOS:NASA releases ...", "Highest rate of inflation in 40 years:New level ..."
+_LINK_IN = re.compile(
+    r"^\s*(?:[►▶»>]|(?:related|read more|more|see also|watch|listen)\b\s*:)|[a-z0-9'’]:[A-Z]",
+    re.IGNORECASE,
+)
 # "John Raoux/AP The SpaceX Falcon 9 rocket ...", "... Puerto Rico RICARDO ARDUENGO/REUTERS"
 _PHOTO_CREDIT = re.compile(
     r"[A-Za-z.]/(?:[A-Z0-9]+/)?(?:AP|AFP|Reuters|REUTERS|Getty(?: Images)?|Shutterstock|EPA|"
@@ -182,7 +188,7 @@ def score_sentences(
                 (RANK_WEIGHT - RANK_EVIDENCE) / (1 + rank)
                 - (DIGEST_PENALTY if hit.digest else 0.0)
                 - (NEGATED_PENALTY if negates(sentence, affirmed) else 0.0)
-                - (CAPTION_PENALTY if _PHOTO_CREDIT.search(sentence) else 0.0)
+                - (CAPTION_PENALTY if _furniture(sentence) else 0.0)
             )
             score = (
                 0.6 * coverage(sentence_terms, own)
@@ -196,6 +202,11 @@ def score_sentences(
             out.append(Evidence(sentence, hit, rank, (position, i), cov, score, typed, bonus, lean))
     out.sort(key=lambda e: e.score, reverse=True)
     return out
+
+
+def _furniture(sentence: str) -> bool:
+    """A photo caption with its credit, or a link to another story."""
+    return bool(_PHOTO_CREDIT.search(sentence) or _LINK_IN.search(sentence))
 
 
 def negates(sentence: str, wanted: frozenset[str]) -> bool:

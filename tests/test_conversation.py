@@ -396,3 +396,22 @@ def test_a_photo_caption_yields_to_the_reports_own_sentence() -> None:
 
     evidence = score_sentences(question, [hit], {}, asked=asked(question))
     assert "International Space Station" in evidence[0].sentence
+
+
+@pytest.mark.parametrize(
+    ("sentence", "furniture"),
+    [
+        ("John Raoux/AP The rocket sits on the launch pad.", True),
+        ("Fiona in Cayey, Puerto Rico RICARDO ARDUENGO/X03743/REUTERS", True),
+        ("►Related: Google Trends lists the most popular costumes.", True),
+        ("NEW WEBB PHOTOS:NASA releases 'sharpest' images of the universe", True),
+        ("Highest rate of inflation in 40 years:New level driven by gas", True),
+        ("The council meets at 10:30 on Monday.", False),
+        ("He said: the pandemic is over.", False),
+        ("The AP reported that 31 men were arrested.", False),
+    ],
+)
+def test_captions_and_links_to_other_stories_are_told_apart(sentence: str, furniture: bool) -> None:
+    from index.extract import _furniture
+
+    assert _furniture(sentence) is furniture
