@@ -49,6 +49,7 @@ from index.stories import (
     Report,
     furnished,
     group,
+    key_stats,
 )
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def assign_stories(
     if full:
         reports = load_reports(store, manifest)
         if stats is None:
-            stats = KeyStats.of(r.keys for r in reports)
+            stats = key_stats(reports)
     else:
         reports = _around(store, manifest, touched)
     grouping = group(reports, stats)

@@ -282,3 +282,36 @@ def test_a_furnished_lead_is_read_from_the_next_chunk() -> None:
     assert report.joinable  # the next chunk is news
     stub = Report("y", "Final", CONSENT, int(T0), _unit(1))
     assert not stub.joinable
+
+
+def test_headline_words_are_any_case_without_the_outlet_or_slug_tags() -> None:
+    assert stories.headline_words("Ford Recalls 2.9M Vehicles | CNN Business") == {
+        "~ford",
+        "~recall",
+        "~2.9m",
+        "~vehicle",
+    }
+    # a URL-slug title has no capitals to find names by, and carries slug tags
+    assert stories.headline_words("Queen elizabeth ii funeral intl - CNN") == {
+        "~queen",
+        "~elizabeth",
+        "~ii",
+        "~funeral",
+    }
+    assert not stories.keys("Queen elizabeth ii funeral", "")  # no names found there
+
+
+def test_same_day_headlines_of_one_event_link_leads_that_alone_would_not() -> None:
+    a, b = _unit(1, 0.5), _unit(1, -0.2)  # cosine ~0.79, and no names in the leads
+    cos = float(a @ b)
+    assert stories.MIN_COSINE <= cos < stories.LINK_SCORE <= cos + stories.TITLE_WEIGHT
+    first, second = "Ford recalls millions of pickup trucks", "Ford recall: pickup trucks"
+
+    def together(day: float, title: str) -> bool:
+        story = group([_report("x", a, 0, first), _report("y", b, day, title)]).story_of
+        return story["x"] == story["y"]
+
+    assert together(0.2, second)
+    assert not together(0.2, "Emmy awards winners")  # other headlines: other events
+    # Days later the same words name the next step of a saga, not this event.
+    assert not together(2, second)
