@@ -13,6 +13,8 @@ when it is near (asking "as of" a day in that archive, or for the "latest" news)
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -36,6 +38,7 @@ IDS_LIMIT_SERVER = 50_000
 DENSE_WEIGHT = 0.5  # dense vs BM25 in the fused score; 0.4-0.5 was a plateau on dev data
 TITLE_WEIGHT = 0.3  # headline share: a story's own headline is about the question, a digest's not
 DAY = 86_400
+QUERY_VECTORS = 64  # recent question texts whose embeddings are kept
 
 
 def day_ts(day: date, end_of_day: bool = False) -> int:
@@ -53,6 +56,8 @@ class Retriever:
         self.store.check_embedder(self.embedder.name)
         self.bm25 = Bm25Cache(settings, self.store)
         self.stories = StoryMap(self.store, version=lambda: self.bm25.get().version)
+        self._vectors: OrderedDict[str, list[float]] = OrderedDict()
+        self._vectors_lock = threading.Lock()
 
     # --- the two retrievers ----------------------------------------------------------------
     def dense(self, query: Query, k: int) -> list[Chunk]:
@@ -136,7 +141,7 @@ class Retriever:
         # in LlamaIndex's interfaces (ArticleRetriever). Only ids and distances: records are
         # read once, for the chunks kept (``_chunks``).
         got = self.store.chunks.query(
-            query_embeddings=[self.embedder.embed([text])[0].tolist()],
+            query_embeddings=[self._vector(text)],
             n_results=k,
             where=where,
             ids=ids,
@@ -146,6 +151,22 @@ class Retriever:
             (chunk_id, math.exp(-distance))
             for chunk_id, distance in zip(got["ids"][0], got["distances"][0])
         ]
+
+    def _vector(self, text: str) -> list[float]:
+        """``text``'s embedding. One answer often searches with the same text more than once
+        (a follow-up's previous articles, then all of them; a past period, then since), and
+        each embedding costs 4-15 ms; the last ``QUERY_VECTORS`` texts' are kept."""
+        with self._vectors_lock:
+            vector = self._vectors.get(text)
+            if vector is not None:
+                self._vectors.move_to_end(text)
+                return vector
+        vector = self.embedder.embed([text])[0].tolist()
+        with self._vectors_lock:
+            self._vectors[text] = vector
+            while len(self._vectors) > QUERY_VECTORS:
+                self._vectors.popitem(last=False)
+        return vector
 
     def _chunks(self, scored: list[tuple[str, float]]) -> list[Chunk]:
         """The dense search's chunks with their text and metadata (one that an index run

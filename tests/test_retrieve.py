@@ -154,6 +154,26 @@ def test_wide_date_filter_reads_chunk_dates_from_the_keyword_index_or_chroma(
     assert searches == [(None, None)] * 2
 
 
+def test_a_text_searched_again_is_not_embedded_again(data_root: Path, embedder) -> None:
+    """A follow-up searches its previous articles, then all, with the same text: one
+    embedding, and the same ranking as a fresh retriever's."""
+    from test_ingest import CountingEmbedder
+
+    counting = CountingEmbedder(embedder)
+    retriever = Retriever(make_settings(data_root), embedder=counting)
+    first = retriever.retrieve(Query(QUESTION), k=3)
+    assert counting.texts == 1
+    prior = retriever.retrieve(Query(QUESTION, restrict_to=[first[1].article_id]), k=1)
+    assert [h.article_id for h in prior] == [first[1].article_id]
+    assert counting.texts == 1
+    retriever.retrieve(Query("Inflation rose again in May"), k=3)
+    assert counting.texts == 2
+    fresh = Retriever(make_settings(data_root), embedder=embedder).retrieve(Query(QUESTION), k=3)
+    again = retriever.retrieve(Query(QUESTION), k=3)
+    assert counting.texts == 2
+    assert [(h.article_id, h.score) for h in again] == [(h.article_id, h.score) for h in fresh]
+
+
 def test_dense_search_finds_what_llamaindexs_chroma_vector_store_finds(
     data_root: Path, embedder
 ) -> None:
