@@ -37,7 +37,11 @@ are never members and never link two stories: each is a story of its own, flagge
 **Page furniture.** A lead that is mostly furniture (an ad survey where a video was, a
 sign-up and consent box, a photo caption) says nothing about its event, yet such leads are
 alike across pages: the second chunk stands in for it (its text and vector: the same
-title header, the story's own words), and a page with nothing but furniture joins no story.
+title header, the story's own words). A page with nothing but furniture (a *blank* page)
+links to no report by its lead; its headline is all it has, so it joins the story of the
+report, published within ``BLANK_DAYS``, that has the largest IDF-weighted share (at least
+``BLANK_SHARE``) of its headline words: "Ford recall" joins "Ford recalls 2.9M vehicles..."
+of the same day. No report joins a blank page's story through it.
 
 Measured on the 30 hand-labelled dev stories over the full 3,974-article feed (pairs of
 members; ``index/story_eval.py``, ``bench/story_bench.py``), parameters chosen on the odd
@@ -46,9 +50,10 @@ near misses in their story (odd half 0.96/0.88, even half 0.93/0.87; without the
 words 0.95/0.81, odd half 0.96/0.76; before the group rules, 0.94/0.74 overall).
 
 **Locality.** Every link and merge joins reports with lead cosine >= ``MIN_COSINE`` published
-within ``WINDOW_DAYS``: so a story never leaves its connected component of that graph
-(``components``), and grouping a set of whole components gives exactly what grouping the
-whole index gives them. The index regroups only the components around what changed
+within ``WINDOW_DAYS``, or a blank page and a report sharing a headline word within
+``BLANK_DAYS`` (``headline_near``): so a story never leaves its connected component of that
+graph (``components``), and grouping a set of whole components gives exactly what grouping
+the whole index gives them. The index regroups only the components around what changed
 (``index/story_store.py``), with the names' document frequencies frozen in ``KeyStats`` (a
 full regroup refreshes them once the index has grown or shrunk by ``STATS_DRIFT``). A
 story's id comes from its earliest report, so it stays put as later reports join.
@@ -60,6 +65,7 @@ import hashlib
 import json
 import math
 import re
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +75,7 @@ from typing import Any
 import numpy as np
 
 DAY = 86_400
-GROUPING_VERSION = 4  # bump when the rules change: the next index run regroups every lead
+GROUPING_VERSION = 5  # bump when the rules change: the next index run regroups every lead
 WINDOW_DAYS = 9  # the labels allow ~7 days of updates; later ones must match more closely
 FREE_DAYS = 5  # within this, a link's date does not matter
 DAY_PENALTY = 0.04  # per day beyond FREE_DAYS
@@ -77,6 +83,8 @@ MIN_COSINE = 0.6  # below this, leads are about different things whatever names 
 KEYS_WEIGHT = 0.5
 TITLE_WEIGHT = 0.25  # per unit of shared headline words, for reports of one day
 TITLE_DAYS = 0.5  # (dates are mostly whole days: this is "published the same day")
+BLANK_SHARE = 0.6  # a blank page joins the story of a report with this share of its headline
+BLANK_DAYS = 1.5  # published at most this far apart
 LINK_SCORE = 0.95
 MIN_LINK_SHARE = 0.3
 STRONG_LINK = 1.05  # a link this strong (near-copies, same names) joins without the share test
@@ -171,11 +179,21 @@ class Report:
         return headline_words(self.title)
 
     @cached_property
+    def blank(self) -> bool:
+        """Dated, not a digest, but its lead is page furniture only (an ad survey where a
+        video was): its vector would join every page like it, its headline is all it has."""
+        return (
+            self.published_ts >= 0
+            and not self.digest
+            and bool(self.lead.strip())
+            and not content(self.lead).strip()
+            and not self.body
+        )
+
+    @cached_property
     def joinable(self) -> bool:
-        """Dated, not a digest, and with some text about its event: a lead of page
-        furniture only (an ad survey where a video was) would join every page like it."""
-        blank = bool(self.lead.strip()) and not content(self.lead).strip() and not self.body
-        return self.published_ts >= 0 and not self.digest and not blank
+        """Near leads can join it: dated, not a digest, with some text about its event."""
+        return self.published_ts >= 0 and not self.digest and not self.blank
 
 
 @dataclass
@@ -344,6 +362,8 @@ def group(reports: Sequence[Report], stats: KeyStats | None = None) -> Grouping:
             links[i][j] = links[j][i] = score
     parent = _cluster(items, links)
     parent = _merge_groups(items, key_sets, idf, near, parent)
+    for i, j in _blank_joins(items, idf):
+        parent[i] = parent[j]
     first: dict[int, int] = {}
     for i in range(len(items)):  # items are oldest first: a group's first index is its oldest
         first.setdefault(parent[i], i)
@@ -365,7 +385,11 @@ def components(reports: Sequence[Report]) -> list[list[str]]:
             i = parent[i]
         return i
 
-    for i, j, _ in _near_pairs(items):
+    edges = [(i, j) for i, j, _ in _near_pairs(items)]
+    for i, r in enumerate(items):  # whatever the names' weights, a blank page's headline
+        if r.blank:  # shares a word with the report whose story it joins
+            edges += [(i, j) for j in _blank_candidates(items, i)]
+    for i, j in edges:
         a, b = root(i), root(j)
         if a != b:
             parent[max(a, b)] = min(a, b)
@@ -373,6 +397,41 @@ def components(reports: Sequence[Report]) -> list[list[str]]:
     for i, r in enumerate(items):
         out.setdefault(root(i), []).append(r.article_id)
     return list(out.values())
+
+
+def headline_near(a: Report, b: Report) -> bool:
+    """One of the two is a blank page that the other's story could take in by headline."""
+    if abs(a.published_ts - b.published_ts) > BLANK_DAYS * DAY or not a.words & b.words:
+        return False  # (cheap tests first: the blank test reads text)
+    return a.blank != b.blank and (a.joinable or b.joinable)
+
+
+def _blank_candidates(items: list[Report], i: int) -> list[int]:
+    ts = [r.published_ts for r in items]
+    lo = bisect_left(ts, ts[i] - BLANK_DAYS * DAY)
+    hi = bisect_right(ts, ts[i] + BLANK_DAYS * DAY)
+    return [j for j in range(lo, hi) if headline_near(items[i], items[j])]
+
+
+def _blank_joins(items: list[Report], idf: Callable[[str], float]) -> list[tuple[int, int]]:
+    """(blank page, report) pairs: each blank page joins the report, published within
+    ``BLANK_DAYS``, that has the largest IDF-weighted share (at least ``BLANK_SHARE``) of
+    its headline words (ties: the earlier report). It joins no other page's story to it."""
+    out = []
+    for i, r in enumerate(items):
+        if not r.blank or not r.words:
+            continue
+        total = sum(idf(w) for w in r.words)
+        best = max(
+            (
+                (sum(idf(w) for w in r.words & items[j].words) / total, -j)
+                for j in _blank_candidates(items, i)
+            ),
+            default=(0.0, 0),
+        )
+        if best[0] >= BLANK_SHARE:
+            out.append((i, -best[1]))
+    return out
 
 
 def _near_pairs(items: list[Report]) -> list[tuple[int, int, float]]:

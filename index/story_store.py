@@ -49,6 +49,7 @@ from index.stories import (
     Report,
     furnished,
     group,
+    headline_near,
     key_stats,
 )
 
@@ -227,8 +228,9 @@ def assign_stories(
 
 def _around(store: Store, manifest: Mapping[str, dict], touched: Touched) -> list[Report]:
     """The leads of every component that holds a touched article or an article published
-    within the window of a touched date: found by walking near leads outward, a band of
-    dates at a time, so only what lies near the changes is read."""
+    within the window of a touched date: found by walking near leads (and the headlines of
+    blank pages, ``headline_near``) outward, a band of dates at a time, so only what lies
+    near the changes is read."""
     window = WINDOW_DAYS * DAY
     dated = sorted(
         (int(meta.get("published_ts", -1)), aid)
@@ -255,21 +257,28 @@ def _around(store: Store, manifest: Mapping[str, dict], touched: Touched) -> lis
     )
     load(seeds)
     closure = {aid for aid in seeds if aid in loaded}
-    frontier = [loaded[aid] for aid in closure if _walkable(loaded[aid])]
+    frontier = [loaded[aid] for aid in closure if _walkable(loaded[aid]) or loaded[aid].blank]
     while frontier:
         candidates = band(r.published_ts for r in frontier) - closure
         load(candidates)
         others = [loaded[aid] for aid in sorted(candidates) if aid in loaded]
         if not others:
             break
-        near = np.stack([o.vector for o in others]) @ np.stack([f.vector for f in frontier]).T
-        gap = np.abs(
-            np.asarray([o.published_ts for o in others])[:, None]
-            - np.asarray([f.published_ts for f in frontier])[None, :]
-        )
-        found = ((near >= MIN_COSINE) & (gap <= window)).any(axis=1)
+        walkers = [f for f in frontier if _walkable(f)]
+        found = np.zeros(len(others), dtype=bool)
+        if walkers:
+            near = np.stack([o.vector for o in others]) @ np.stack([f.vector for f in walkers]).T
+            gap = np.abs(
+                np.asarray([o.published_ts for o in others])[:, None]
+                - np.asarray([f.published_ts for f in walkers])[None, :]
+            )
+            found = ((near >= MIN_COSINE) & (gap <= window)).any(axis=1)
         # the digest test reads text: only for the few leads that are near
-        frontier = [o for o, hit in zip(others, found) if hit and _walkable(o)]
+        frontier = [
+            o
+            for o, hit in zip(others, found)
+            if (hit and _walkable(o)) or any(headline_near(o, f) for f in frontier)
+        ]
         closure.update(r.article_id for r in frontier)
     return [loaded[aid] for aid in sorted(closure)]
 

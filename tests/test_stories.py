@@ -315,3 +315,50 @@ def test_same_day_headlines_of_one_event_link_leads_that_alone_would_not() -> No
     assert not together(0.2, "Emmy awards winners")  # other headlines: other events
     # Days later the same words name the next step of a saga, not this event.
     assert not together(2, second)
+
+
+def test_a_blank_page_joins_the_story_whose_headline_holds_its_words() -> None:
+    # A video page stores only an ad survey: its headline is all it says.
+    trucks, other = _unit(1, 0.1), _unit(0, 1)
+
+    def story_of_blank(title: str, day: float, *more: Report) -> dict[str, str]:
+        reports = [
+            _report("recall", trucks, 0, "Ford recalls millions of pickup trucks", "Ford said."),
+            _report("emmys", other, 0, "Emmy winners list", "The Emmys were held."),
+            _report("video", _unit(0.5, 0.5), day, title, AD_STUB),
+            *more,
+        ]
+        return group(reports).story_of
+
+    story = story_of_blank("Ford recall", 0.3)
+    assert story["video"] == story["recall"] != story["emmys"]
+    assert len(set(story_of_blank("Taco bell mexican pizza", 0.3).values())) == 3
+    assert len(set(story_of_blank("Ford recall", 3).values())) == 3  # days later: another event
+    # It joins one story and glues nothing: two pages like it stay apart from each other,
+    # and the two stories it could join stay two.
+    twin = _report("video2", _unit(0.5, 0.5), 0.3, "Ford recall", AD_STUB)
+    story = story_of_blank("Ford recall", 0.3, twin)
+    assert story["video"] == story["video2"] == story["recall"]  # both join the report ...
+    two = [
+        _report("a", trucks, 0, "Ford recall"),
+        _report("b", twin.vector, 0.3, "Ford recall", AD_STUB),
+        _report("c", other, 0.2, "Ford recall"),
+    ]
+    story = group(two).story_of
+    assert story["a"] != story["c"] and story["b"] in (story["a"], story["c"])
+
+
+def test_components_hold_the_stories_blank_pages_join() -> None:
+    reports = [
+        _report("recall", _unit(1, 0.1), 0, "Ford recalls millions of pickup trucks", "Ford."),
+        _report("video", _unit(0, 1), 0.3, "Ford recall", AD_STUB),
+        _report("other", _unit(0, 0, 1), 0.2, "Emmy winners", "The Emmys."),
+    ]
+    whole = group(reports).story_of
+    assert whole["video"] == whole["recall"]
+    parts = stories.components(reports)
+    stats = stories.key_stats(reports)
+    by_id = {r.article_id: r for r in reports}
+    assert ["recall", "video"] in [sorted(part) for part in parts]
+    for part in parts:
+        assert group([by_id[a] for a in part], stats).story_of == {a: whole[a] for a in part}

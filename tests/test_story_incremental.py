@@ -133,6 +133,7 @@ def test_the_synthetic_feed_forms_its_events(
     "change",
     [
         "add an update and an unrelated report",
+        "add a video page whose text is only an ad survey",
         "remove an event's first report",
         "move a report to another day",
     ],
@@ -142,7 +143,10 @@ def test_an_incremental_run_ends_where_a_rebuild_does(
 ) -> None:
     base = articles()
     final = [dict(a) for a in base]
-    if change.startswith("add"):
+    if change.startswith("add a video"):  # joins by its headline alone (index.stories)
+        survey = "1. How relevant is this ad to you?\n\nVideo player was slow to load content"
+        final.append(_article("v", "Tomas Reyes Eastwick", START + timedelta(days=32), survey))
+    elif change.startswith("add"):
         update = _article(
             "e4-3",
             "Tomas Reyes in Eastwick",
@@ -180,6 +184,9 @@ def test_an_incremental_run_ends_where_a_rebuild_does(
     index_paths([write(other / "feed.jsonl", final)], rebuilt, embedder=embedder)
     assert passes[-1].full
     assert stories_by_url(store) == stories_by_url(Store(rebuilt))
+    if change.startswith("add a video"):
+        video = next(a["url"] for a in final if a["url"].endswith("/v"))
+        assert {a["url"] for a in final if "/e4-" in a["url"]} < stories_by_url(store)[video]
 
 
 def test_a_run_killed_in_an_incremental_pass_converges_on_the_next(
