@@ -174,6 +174,34 @@ def test_a_text_searched_again_is_not_embedded_again(data_root: Path, embedder) 
     assert [(h.article_id, h.score) for h in again] == [(h.article_id, h.score) for h in fresh]
 
 
+def test_chunk_records_are_read_once_for_the_questions_that_need_them(
+    data_root: Path, embedder
+) -> None:
+    """A chunk record read for one question is not read again for the next (its id fixes
+    its text), and retrieval ranks the same with the records kept."""
+    retriever = Retriever(make_settings(data_root), embedder=embedder)
+    read: list[str] = []
+    chunks = retriever.store.chunks
+
+    class Counting:
+        def __getattr__(self, name: str):
+            return getattr(chunks, name)
+
+        def get(self, ids=None, **kwargs):
+            read.extend(ids or [])
+            return chunks.get(ids=ids, **kwargs)
+
+    retriever.store.chunks = Counting()  # type: ignore[assignment]
+    first = retriever.retrieve(Query(QUESTION), k=3)
+    assert read and len(read) == len(set(read))
+    count = len(read)
+    again = retriever.retrieve(Query(QUESTION), k=3)
+    assert len(read) == count
+    assert [(h.article_id, h.score, [p.text for p in h.passages]) for h in again] == [
+        (h.article_id, h.score, [p.text for p in h.passages]) for h in first
+    ]
+
+
 def test_dense_search_finds_what_llamaindexs_chroma_vector_store_finds(
     data_root: Path, embedder
 ) -> None:

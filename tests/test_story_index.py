@@ -299,3 +299,28 @@ def test_a_lead_of_page_furniture_is_read_from_the_second_chunk(
     assert all(not r.body for a, r in reports.items() if a != aid)
     stories = assert_stories_consistent(store)
     assert stories[aid] == stories[ids(store)[QUAKE_A["url"]]]
+
+
+def test_chunk_records_a_retriever_keeps_are_read_again_after_an_index_run(
+    indexed, embedder: LocalEmbedder
+) -> None:
+    """Chunk records are kept between questions, for one index version: a run that moves
+    an unchanged article to another story (its chunk ids stay) is seen at once."""
+    from index.models import Query
+    from index.retrieve import Retriever
+
+    feed, store = indexed
+    retriever = Retriever(store.settings, Store(store.settings), embedder)
+    by_url = ids(store)
+    a, b = by_url[QUAKE_A["url"]], by_url[QUAKE_B["url"]]
+    query = Query(QUAKE_B["title"], restrict_to=[b])
+
+    def story_of_b() -> set[str]:
+        return {c.metadata["story_id"] for c in retriever.dense(query, 3) if c.text}
+
+    assert story_of_b() == {story_id(a)}
+    assert story_of_b() == {story_id(a)}  # from the records kept
+    write(feed, QUAKE_B, BAKE, DIGEST)
+    index_paths([feed], store.settings, embedder=embedder)
+    retriever.bm25.invalidate()
+    assert story_of_b() == {story_id(b)}
