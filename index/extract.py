@@ -65,6 +65,8 @@ KIND_WEIGHT = 0.2  # a sentence holding an answer of the kind asked for
 HEADLINE_PENALTY = 0.2  # a headline competes as a sentence, behind the text's own
 KEY_COVERAGE = 0.4  # share of the question's words beside a typed answer that makes it one
 SHORT_SENTENCE = 12  # words: a pronoun-led sentence this short leans on the one before
+# A headline quoted as an answer drops its outlet: "Instagram fined $400 million | CNN Business"
+_OUTLET_TAIL = re.compile(r"\s+(?:[|]|-|–)\s+(?:CNN\w*|USA TODAY|The Week)\b[\w ]*$")
 _LEANS_BACK = re.compile(r"(?:He|She|It|They|His|Her|Its|Their|That|This)\b")
 _NAME = re.compile(r"[A-Za-z][\w'’\-]*")
 _YEAR = re.compile(r"(?:19|20)\d\d")
@@ -155,7 +157,8 @@ def score_sentences(
         if asked and asked.kind in ANSWERED_BY and hit.passages:
             # A headline can carry the answer no sentence repeats ("..., dead at 73").
             best_dense = max(p.dense for p in hit.passages)
-            candidates.append((hit.title.strip(), -1, 0, best_dense - HEADLINE_PENALTY))
+            headline = _OUTLET_TAIL.sub("", hit.title).strip()
+            candidates.append((headline, -1, 0, best_dense - HEADLINE_PENALTY))
         for sentence, position, i, dense in candidates:
             key = sentence.lower()
             n_words = len(sentence.split())

@@ -415,3 +415,26 @@ def test_captions_and_links_to_other_stories_are_told_apart(sentence: str, furni
     from index.extract import _furniture
 
     assert _furniture(sentence) is furniture
+
+
+@pytest.mark.parametrize(
+    ("title", "quoted"),
+    [
+        ("Instagram fined $400 million over children's data | CNN Business",
+         "Instagram fined $400 million over children's data"),
+        ("The 10 Senate seats most likely to flip in 2022 - CNNPolitics",
+         "The 10 Senate seats most likely to flip in 2022"),
+        ("Walmart is slashing prices on clothing - CNN", "Walmart is slashing prices on clothing"),
+        ("Covid-19 - what we know", "Covid-19 - what we know"),
+    ],
+)  # fmt: skip
+def test_a_headline_quoted_as_an_answer_drops_its_outlet(title: str, quoted: str) -> None:
+    from index.extract import score_sentences
+    from index.models import ArticleHit, Passage
+    from index.qkind import asked
+
+    hit = ArticleHit("a", title, "https://x/a", "x", "", 0)
+    hit.passages = [Passage("a#0", "Officials said more on Monday about it.", 0, 0.5)]
+    question = "Which company was it?"
+    headlines = [e.sentence for e in score_sentences(question, [hit], {}, asked=asked(question))]
+    assert quoted in headlines and title not in headlines or title == quoted
