@@ -437,4 +437,4 @@ def test_a_headline_quoted_as_an_answer_drops_its_outlet(title: str, quoted: str
     hit.passages = [Passage("a#0", "Officials said more on Monday about it.", 0, 0.5)]
     question = "Which company was it?"
     headlines = [e.sentence for e in score_sentences(question, [hit], {}, asked=asked(question))]
-    assert quoted in headlines and title not in headlines or title == quoted
+    assert (quoted in headlines and title not in headlines) or title == quoted
