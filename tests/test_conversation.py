@@ -19,6 +19,7 @@ from index.answer import Answerer
 from index.extract import pick, with_antecedents
 from index.followup import is_dependent, keeps_prior
 from index.latest import latest_topic
+from index.models import ArticleHit, Passage
 from index.prompts import REFUSAL
 
 ARTICLES = [
@@ -259,7 +260,6 @@ def test_with_antecedents(parts: list[str], candidates: list[str]) -> None:
 
 def test_a_typed_question_gets_the_sentence_that_holds_its_answer() -> None:
     from index.extract import score_sentences
-    from index.models import ArticleHit, Passage
     from index.qkind import asked
 
     # The lede repeats the question's words; the figure comes a sentence later.
@@ -268,8 +268,7 @@ def test_a_typed_question_gets_the_sentence_that_holds_its_answer() -> None:
         "televised address on Wednesday, calling up reservists with military experience. "
         "Defense Minister Sergei Shoigu said the country will call up 300,000 of them."
     )
-    hit = ArticleHit("a", "Putin announces partial mobilization", "https://x/a", "x", "", 0)
-    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    hit = one_article(text, "Putin announces partial mobilization")
     question = "How many reservists is Russia calling up?"
     evidence = score_sentences(question, [hit], {}, asked=asked(question))
     assert not evidence[0].typed  # the lede wins on words alone
@@ -326,14 +325,12 @@ def test_a_typed_question_prefers_sentences_that_hold_an_answer() -> None:
 
 def test_a_sentence_is_not_quoted_twice_when_joined_to_the_next() -> None:
     from index.extract import score_sentences
-    from index.models import ArticleHit, Passage
 
     text = (
         "Chelsea Gray was named WNBA Finals MVP. She averaged 18.3 points per game in the "
         "series. The Aces beat the Sun 78-71 to win the WNBA title."
     )
-    hit = ArticleHit("a", "Aces win the WNBA title", "https://x/a", "x", "", 0)
-    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    hit = one_article(text, "Aces win the WNBA title")
     evidence = score_sentences("Who was named WNBA Finals MVP?", [hit], {})
     candidates = [e.sentence for e in evidence]
     assert "Chelsea Gray was named WNBA Finals MVP." in candidates
@@ -362,15 +359,13 @@ def test_a_sentence_that_denies_the_question_is_told_apart(sentence: str, negate
 
 def test_the_sentence_on_the_case_asked_about_wins_over_its_negation() -> None:
     from index.extract import score_sentences
-    from index.models import ArticleHit, Passage
 
     text = (
         "Borrowers will have up to $10,000 of student debt forgiven if they did not receive "
         "a Pell grant. Borrowers will have up to $20,000 of student debt forgiven if they "
         "did receive a Pell grant."
     )
-    hit = ArticleHit("a", "Student loan relief", "https://x/a", "x", "", 0)
-    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    hit = one_article(text, "Student loan relief")
     question = "How much student debt is forgiven for borrowers who received a Pell grant?"
     evidence = score_sentences(question, [hit], {})
     assert "$20,000" in evidence[0].sentence
@@ -381,7 +376,6 @@ def test_the_sentence_on_the_case_asked_about_wins_over_its_negation() -> None:
 
 def test_a_photo_caption_yields_to_the_reports_own_sentence() -> None:
     from index.extract import score_sentences
-    from index.models import ArticleHit, Passage
 
     text = (
         "John Raoux/AP The SpaceX rocket with the Crew Dragon spacecraft sits on the launch "
@@ -389,8 +383,7 @@ def test_a_photo_caption_yields_to_the_reports_own_sentence() -> None:
         "SpaceX and NASA launched a crew of astronauts to the International Space Station "
         "on Wednesday."
     )
-    hit = ArticleHit("a", "SpaceX launch", "https://x/a", "x", "", 0)
-    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    hit = one_article(text, "SpaceX launch")
     question = "SpaceX and NASA launched a rocket on Wednesday. What was its destination?"
     from index.qkind import asked
 
@@ -430,11 +423,16 @@ def test_captions_and_links_to_other_stories_are_told_apart(sentence: str, furni
 )  # fmt: skip
 def test_a_headline_quoted_as_an_answer_drops_its_outlet(title: str, quoted: str) -> None:
     from index.extract import score_sentences
-    from index.models import ArticleHit, Passage
     from index.qkind import asked
 
-    hit = ArticleHit("a", title, "https://x/a", "x", "", 0)
-    hit.passages = [Passage("a#0", "Officials said more on Monday about it.", 0, 0.5)]
+    hit = one_article("Officials said more on Monday about it.", title)
     question = "Which company was it?"
     headlines = [e.sentence for e in score_sentences(question, [hit], {}, asked=asked(question))]
     assert (quoted in headlines and title not in headlines) or title == quoted
+
+
+def one_article(text: str, title: str) -> ArticleHit:
+    """A retrieved article with one passage holding ``text``, for scoring its sentences."""
+    hit = ArticleHit("a", title, "https://x/a", "x", "", 0)
+    hit.passages = [Passage("a#0", text, 0, 0.5)]
+    return hit
