@@ -14,6 +14,8 @@ A question that asks for a kind of answer (who, when, where, how many, how old, 
 over "The council voted 7 to 2 to approve the bridge", which only repeats the question.
 And such a sentence in the top article, beside the question's key terms, is an answer even
 when its overall score is modest (``answered``): "Who attended?" must not be refused.
+Among names, the one the top story's reports repeat leans ahead (``_corroborate``): the
+winner is named again and again, a rival or a quoted analyst once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from index.qkind import (
     ANSWERED_BY,
     Asked,
     Kind,
+    Span,
     answers,
     counts,
     near,
@@ -64,6 +67,9 @@ CONTEXT_SHARE = 0.5  # carried topic's weight, at most, against the follow-up's 
 KIND_WEIGHT = 0.2  # a sentence holding an answer of the kind asked for
 HEADLINE_PENALTY = 0.2  # a headline competes as a sentence, behind the text's own
 KEY_COVERAGE = 0.4  # share of the question's words beside a typed answer that makes it one
+CORROBORATION_WEIGHT = 0.15  # the name the read sentences repeat most (``_corroborate``)
+CORROBORATION_MIN = 2  # sentences: a name said once corroborates nothing
+CORROBORATED = frozenset({Kind.NAME, Kind.PERSON})  # kinds whose answers are names
 SHORT_SENTENCE = 12  # words: a pronoun-led sentence this short leans on the one before
 # A headline quoted as an answer drops its outlet: "Instagram fined $400 million | CNN Business"
 _OUTLET_TAIL = re.compile(r"\s+(?:[|]|-|–)\s+(?:CNN\w*|USA TODAY|The Week)\b[\w ]*$")
@@ -142,6 +148,7 @@ def score_sentences(
     # shares the words but not the case (unless the question itself negates).
     affirmed = frozenset() if _NEGATION.search(question) else frozenset(asked_own)
     out: list[Evidence] = []
+    found: list[tuple[Evidence, list[Span], set[str]]] = []  # for ``_corroborate``
     said = {a.lower() for a in avoid}
     seen: set[str] = set()
     for rank, hit in reading_order(hits):
@@ -203,8 +210,39 @@ def score_sentences(
                 - (0.05 if sentence.endswith("?") else 0.0)
             )
             out.append(Evidence(sentence, hit, rank, (position, i), cov, score, typed, bonus, lean))
+            found.append((out[-1], spans, sentence_terms))
+    # A follow-up asks a detail of a story whose central names the conversation has given.
+    if asked and asked.kind in CORROBORATED and not context:
+        # The top story's reports corroborate each other; another story is another event,
+        # and a digest's roundup sentence is no report of it.
+        reports = [f for f in found if not f[0].hit.digest]
+        lead = min((f[0].rank for f in reports), default=0)
+        _corroborate(asked, [f for f in reports if f[0].rank == lead])
     out.sort(key=lambda e: e.score, reverse=True)
     return out
+
+
+def _corroborate(asked: Asked, found: list[tuple[Evidence, list[Span], set[str]]]) -> None:
+    """Raise the sentences holding the name that most of the read sentences repeat: the
+    team that won is named again and again in the story's reports, the rival or the
+    analyst quoted beside the question's words once or twice (redundancy, as in
+    answer-mining QA). Only orders sentences: it goes to the lean, not the confidence."""
+    said_in: dict[str, set[int]] = {}  # term -> the sentences that hold it
+    for n, (_, _, sentence_terms) in enumerate(found):
+        for term in sentence_terms:
+            said_in.setdefault(term, set()).add(n)
+    keys = [[frozenset(terms(s.text)) - asked.terms for s in spans] for _, spans, _ in found]
+    support: dict[frozenset[str], int] = {}
+    for key in (k for ks in keys for k in ks if k and k not in support):
+        # "The Avalanche" repeats "Colorado Avalanche": any of its words counts.
+        support[key] = len(set().union(*(said_in.get(t, ()) for t in key)))
+    top = max(support.values(), default=0)
+    if top < CORROBORATION_MIN:
+        return
+    for (evidence, _, _), ks in zip(found, keys, strict=True):
+        extra = CORROBORATION_WEIGHT * max((support.get(k, 0) for k in ks), default=0) / top
+        evidence.score += extra
+        evidence.lean += extra
 
 
 def _furniture(sentence: str) -> bool:

@@ -436,3 +436,72 @@ def one_article(text: str, title: str) -> ArticleHit:
     hit = ArticleHit("a", title, "https://x/a", "x", "", 0)
     hit.passages = [Passage("a#0", text, 0, 0.5)]
     return hit
+
+
+def _story(lead: ArticleHit, *reports: str) -> ArticleHit:
+    """``lead`` with other outlets' reports of its story, one passage each."""
+    for n, text in enumerate(reports, 1):
+        report = ArticleHit(f"r{n}", f"Report {n}", f"https://x/r{n}", "x", "", 0)
+        report.passages = [Passage(f"r{n}#0", text, 0, 0.4)]
+        lead.reports.append(report)
+    return lead
+
+
+HOCKEY_LEAD = (
+    "Analyst Mark Jones said the Stanley Cup Finals showed strong defence on both sides. "
+    "The Colorado Avalanche won the Cup with a 2-1 victory over the Tampa Bay Lightning in Game 6."
+)
+HOCKEY_REPORTS = (
+    "The Avalanche lifted the trophy on Sunday night after a tense final period.",
+    "Thousands of Colorado Avalanche fans filled the streets of Denver to celebrate.",
+)
+
+
+def test_the_name_the_storys_reports_repeat_is_the_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from index import extract
+    from index.qkind import asked
+
+    question = "Which team won the Stanley Cup Finals?"
+
+    def top() -> str:
+        hit = _story(one_article(HOCKEY_LEAD, "Hockey final"), *HOCKEY_REPORTS)
+        return extract.score_sentences(question, [hit], {}, asked=asked(question))[0].sentence
+
+    # The sentence with the question's words names an analyst; the reports name the team.
+    assert "Colorado Avalanche" in top()
+    monkeypatch.setattr(extract, "CORROBORATION_WEIGHT", 0.0)
+    assert "Mark Jones" in top()
+
+
+def test_corroboration_leaves_follow_ups_digests_and_confidence_alone() -> None:
+    from index.extract import score_sentences
+    from index.qkind import asked
+
+    question = "Which team won the Stanley Cup Finals?"
+    hit = _story(one_article(HOCKEY_LEAD, "Hockey final"), *HOCKEY_REPORTS)
+    evidence = score_sentences(question, [hit], {}, asked=asked(question))
+    # It only orders sentences: the refusal reads the same confidence.
+    assert all(e.confidence == e.score - e.bonus - e.lean for e in evidence)
+    lone = one_article(HOCKEY_LEAD, "Hockey final")
+    alone = {
+        e.sentence: e.confidence
+        for e in score_sentences(question, [lone], {}, asked=asked(question))
+    }
+    assert all(alone[e.sentence] == pytest.approx(e.confidence) for e in evidence if e.hit is hit)
+    # A follow-up asks a detail of a story whose names the conversation already gave.
+    hit = _story(one_article(HOCKEY_LEAD, "Hockey final"), *HOCKEY_REPORTS)
+    follow = score_sentences(question, [hit], {}, context="hockey", asked=asked(question))
+    assert "Mark Jones" in follow[0].sentence
+    # Another story is another event: its sentences are not raised by the top story's names.
+    from index.extract import RANK_EVIDENCE, RANK_WEIGHT
+
+    other = one_article("Fans of the Colorado Avalanche bought every ticket.", "Ticket sales")
+    other.article_id = "b"
+    hit = _story(one_article(HOCKEY_LEAD, "Hockey final"), *HOCKEY_REPORTS)
+    evidence = score_sentences(question, [hit, other], {}, asked=asked(question))
+    second = [e for e in evidence if e.hit is other]
+    assert second and all(
+        e.lean == pytest.approx((RANK_WEIGHT - RANK_EVIDENCE) / 2) for e in second
+    )
