@@ -33,6 +33,7 @@ from index.qkind import (
     answers,
     counts,
     near,
+    paired,
     places_in,
     without_kind_words,
 )
@@ -184,6 +185,8 @@ def score_sentences(
                     close = any(counts(asked, sentence, span) for span in spans)
                 else:
                     close = any(near(asked, sentence, span) for span in spans)
+                # "Which two supermarkets": one name alone is half the answer.
+                close = close and (not asked.pair or paired(sentence, spans))
                 bonus = KIND_WEIGHT if close else KIND_WEIGHT / 2
             # Short sentences say little on their own, unless they hold the answer ("She
             # was 73."); and a follow-up wants something new, unless the sentence said

@@ -20,6 +20,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
+from itertools import pairwise
 
 from index.text import sentences, terms
 
@@ -313,6 +314,7 @@ class Asked:
     numbers: frozenset[str]  # figures written in the question: never its answer
     counted: frozenset[str] = frozenset()  # "how many book bans": what the number counts
     money: bool = False  # "how much is it worth", "how much was it fined": an amount of money
+    pair: bool = False  # "which two supermarkets": two names, said together
 
 
 # "How many book bans", "how many of its members": the words naming what is counted.
@@ -336,6 +338,10 @@ _MONEY = re.compile(
 )
 
 
+_PAIR_QUESTION = re.compile(r"\b(?:which|what|who are the) two\b", re.I)
+_JOINED = re.compile(r"\s+(?:and|&)\s+")
+
+
 def asked(question: str, kind: Kind | None = None) -> Asked:
     """``kind`` overrides the question's own (an elliptic follow-up reuses the last one)."""
     numbers = frozenset(n.strip(",.") for n in _DIGITS.findall(question))
@@ -346,6 +352,18 @@ def asked(question: str, kind: Kind | None = None) -> Asked:
         numbers,
         frozenset(terms(counted.group(1))) if counted else frozenset(),
         bool(_MONEY_QUESTION.search(question)),
+        bool(_PAIR_QUESTION.search(question)),
+    )
+
+
+def paired(sentence: str, spans: list[Span]) -> bool:
+    """Whether the sentence names two of its answer spans together ("Kroger and
+    Albertsons", "Sweden and Finland"): what "which two ..." asks for."""
+    if any(_JOINED.search(s.text) for s in spans):
+        return True  # a name run takes in its "and": "Kroger and Albertsons"
+    ends = sorted((s.start, s.start + len(s.text)) for s in spans)
+    return any(
+        _JOINED.fullmatch(sentence[a_end:b_start]) for (_, a_end), (b_start, _) in pairwise(ends)
     )
 
 

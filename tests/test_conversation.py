@@ -505,3 +505,22 @@ def test_corroboration_leaves_follow_ups_digests_and_confidence_alone() -> None:
     assert second and all(
         e.lean == pytest.approx((RANK_WEIGHT - RANK_EVIDENCE) / 2) for e in second
     )
+
+
+def test_which_two_opens_with_the_sentence_naming_both() -> None:
+    from index.extract import score_sentences
+    from index.qkind import asked
+
+    text = (
+        "Sarah Miller said there is no reason to let two of the biggest supermarket chains "
+        "merge. In a mega-deal, Kroger and Albertsons announced plans to merge."
+    )
+    question = "Which two major supermarkets plan to merge?"
+    hit = one_article(text, "Grocery deal")
+    assert (
+        "Kroger and Albertsons"
+        in score_sentences(question, [hit], {}, asked=asked(question))[0].sentence
+    )
+    # Asked for one, the sentence that matches the question's words better comes first.
+    question = "Which major supermarket chains plan to merge?"
+    assert "Miller" in score_sentences(question, [hit], {}, asked=asked(question))[0].sentence

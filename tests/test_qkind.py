@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from index.qkind import Kind, answers, asked, counts, near, places_in, question_kind, tag
+from index.qkind import (
+    Kind,
+    answers,
+    asked,
+    counts,
+    near,
+    paired,
+    places_in,
+    question_kind,
+    tag,
+)
 
 # question -> the kind of answer it asks for
 KINDS: list[tuple[str, Kind]] = [
@@ -179,3 +189,26 @@ def test_counts_what_the_question_counts(
     q = asked(question)
     (found,) = [s for s in answers(q, sentence) if s.text == span]
     assert counts(q, sentence, found) is counted
+
+
+# sentence -> whether it names two answers together, for "which two ..."
+PAIRS: list[tuple[str, bool]] = [
+    ("Kroger and Albertsons announced Friday plans to merge.", True),
+    ("NATO invited Sweden and Finland to join the alliance.", True),
+    ("The Houston Astros & Philadelphia Phillies meet in Game 5.", True),
+    ("Kroger announced Friday it plans to buy a rival chain.", False),
+    ("Sarah Miller said two big supermarket chains should not merge, and Kroger agreed.", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("sentence", "together"), PAIRS)
+def test_which_two_wants_two_names_said_together(sentence: str, together: bool) -> None:
+    q = asked("Which two major supermarkets plan to merge?")
+    assert q.pair
+    assert paired(sentence, answers(q, sentence)) is together
+
+
+def test_only_which_two_asks_for_a_pair() -> None:
+    assert asked("What two countries signed the deal?").pair
+    assert not asked("Which supermarket plans to buy a rival?").pair
+    assert not asked("Which team won two titles?").pair
