@@ -91,6 +91,7 @@ class Evidence:
     bonus: float = 0.0  # what that added to the score
 
     lean: float = 0.0  # what only orders sentences: the top story's lead, a digest's demotion
+    corroborated: bool = False  # holds the name the top story's sentences repeat most
 
     @property
     def confidence(self) -> float:
@@ -237,15 +238,17 @@ def _corroborate(asked: Asked, found: list[tuple[Evidence, list[Span], set[str]]
     keys = [[frozenset(terms(s.text)) - asked.terms for s in spans] for _, spans, _ in found]
     support: dict[frozenset[str], int] = {}
     for key in (k for ks in keys for k in ks if k and k not in support):
-        # "The Avalanche" repeats "Colorado Avalanche": any of its words counts.
-        support[key] = len(set().union(*(said_in.get(t, ()) for t in key)))
+        # "The Avalanche" repeats "Colorado Avalanche": a name counts as often as its
+        # most repeated word (not all its words together: a long run would gather more).
+        support[key] = max(len(said_in.get(t, ())) for t in key)
     top = max(support.values(), default=0)
     if top < CORROBORATION_MIN:
         return
     for (evidence, _, _), ks in zip(found, keys, strict=True):
-        extra = CORROBORATION_WEIGHT * max((support.get(k, 0) for k in ks), default=0) / top
-        evidence.score += extra
-        evidence.lean += extra
+        best = max((support.get(k, 0) for k in ks), default=0)
+        evidence.score += CORROBORATION_WEIGHT * best / top
+        evidence.lean += CORROBORATION_WEIGHT * best / top
+        evidence.corroborated = best == top
 
 
 def _furniture(sentence: str) -> bool:
@@ -320,6 +323,13 @@ def pick(
         holder = next((e for e in same if e.bonus >= KIND_WEIGHT), None)
         if holder is None and not evidence[0].typed:
             holder = next(iter(same), None)
+        if holder is not None:
+            chosen.append(holder)
+    if typed and not evidence[0].corroborated and len(chosen) == 1:
+        # The best sentence names someone else: the name the story repeats follows it.
+        holder = next(
+            (e for e in evidence[1:] if e.corroborated and e.hit is evidence[0].hit), None
+        )
         if holder is not None:
             chosen.append(holder)
     # Beside the best, for a typed question, sentences that hold an answer of the kind

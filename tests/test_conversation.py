@@ -524,3 +524,46 @@ def test_which_two_opens_with_the_sentence_naming_both() -> None:
     # Asked for one, the sentence that matches the question's words better comes first.
     question = "Which major supermarket chains plan to merge?"
     assert "Miller" in score_sentences(question, [hit], {}, asked=asked(question))[0].sentence
+
+
+def test_the_name_the_story_repeats_follows_a_best_sentence_without_it() -> None:
+    from index.extract import Evidence
+
+    hit = ArticleHit("a", "Netflix renews its hit", "https://x/a", "x", "", 0)
+    other = ArticleHit("b", "Streaming news", "https://x/b", "x", "", 0)
+
+    def said(sentence: str, score: float, corroborated: bool, in_hit: ArticleHit = hit) -> Evidence:
+        e = Evidence(sentence, in_hit, 0, (0, 0), 0.5, score, True, 0.2)
+        e.corroborated = corroborated
+        return e
+
+    evidence = [
+        said("Netflix said the wildly popular show is green lit for a second season.", 1.3, False),
+        said("Squid Game rose to become the most popular series ever.", 0.75, True, other),
+        said("It took 12 days for Squid Game to become the most watched series.", 0.7, True),
+        said("Netflix shares rose 3% on Monday.", 0.6, False),
+    ]
+    chosen = [e.sentence for e in pick(evidence, typed=True)]
+    assert chosen[:2] == [evidence[0].sentence, evidence[2].sentence]  # one article quoted
+    assert [e.sentence for e in pick(evidence)] == [evidence[0].sentence]
+    evidence[0].corroborated = True  # the best sentence names it already: nothing added
+    assert [e.sentence for e in pick(evidence, typed=True)] == [evidence[0].sentence]
+
+
+def test_a_long_name_run_gathers_no_support_from_its_words_together() -> None:
+    from index.extract import score_sentences
+    from index.qkind import asked
+
+    # "JetBlue CEO Robin Hayes" holds "JetBlue" but is said once: it is not the name repeated.
+    text = (
+        "JetBlue Airways agreed to buy Spirit Airlines on Thursday. JetBlue will pay $3.8 "
+        "billion for the budget carrier. JetBlue CEO Robin Hayes said the deal helps fliers. "
+        "Hayes has led the carrier since 2015. Analysts at Cowen said the deal faces review."
+    )
+    question = "Which airline agreed to buy Spirit Airlines?"
+    evidence = score_sentences(
+        question, [one_article(text, "Airline deal")], {}, asked=asked(question)
+    )
+    held = {e.sentence.split()[0]: e.corroborated for e in evidence}
+    assert held["JetBlue"] and not held["Analysts"]
+    assert all(e.corroborated for e in evidence if "JetBlue" in e.sentence)
