@@ -70,7 +70,7 @@ HEADLINE_PENALTY = 0.2  # a headline competes as a sentence, behind the text's o
 KEY_COVERAGE = 0.4  # share of the question's words beside a typed answer that makes it one
 CORROBORATION_WEIGHT = 0.15  # the name the read sentences repeat most (``_corroborate``)
 CORROBORATION_MIN = 2  # sentences: a name said once corroborates nothing
-CORROBORATED = frozenset({Kind.NAME, Kind.PERSON})  # kinds whose answers are names
+CORROBORATED = frozenset({Kind.NAME, Kind.PERSON, Kind.NUMBER})  # places, dates: see RESULTS
 SHORT_SENTENCE = 12  # words: a pronoun-led sentence this short leans on the one before
 # A headline quoted as an answer drops its outlet: "Instagram fined $400 million | CNN Business"
 _OUTLET_TAIL = re.compile(r"\s+(?:[|]|-|–)\s+(?:CNN\w*|USA TODAY|The Week)\b[\w ]*$")
@@ -235,7 +235,7 @@ def _corroborate(asked: Asked, found: list[tuple[Evidence, list[Span], set[str]]
     for n, (_, _, sentence_terms) in enumerate(found):
         for term in sentence_terms:
             said_in.setdefault(term, set()).add(n)
-    keys = [[frozenset(terms(s.text)) - asked.terms for s in spans] for _, spans, _ in found]
+    keys = [[_key(asked, s) for s in spans] for _, spans, _ in found]
     support: dict[frozenset[str], int] = {}
     for key in (k for ks in keys for k in ks if k and k not in support):
         # "The Avalanche" repeats "Colorado Avalanche": a name counts as often as its
@@ -249,6 +249,15 @@ def _corroborate(asked: Asked, found: list[tuple[Evidence, list[Span], set[str]]
         evidence.score += CORROBORATION_WEIGHT * best / top
         evidence.lean += CORROBORATION_WEIGHT * best / top
         evidence.corroborated = best == top
+
+
+def _key(asked: Asked, span: Span) -> frozenset[str]:
+    """The words by which a span is found again: a figure by its digits ("$25 billion" is
+    not repeated by "$500 million")."""
+    words = frozenset(terms(span.text)) - asked.terms
+    if span.kind is Kind.NUMBER:
+        return frozenset(w for w in words if any(c.isdigit() for c in w))
+    return words
 
 
 def _furniture(sentence: str) -> bool:

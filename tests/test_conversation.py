@@ -567,3 +567,22 @@ def test_a_long_name_run_gathers_no_support_from_its_words_together() -> None:
     held = {e.sentence.split()[0]: e.corroborated for e in evidence}
     assert held["JetBlue"] and not held["Analysts"]
     assert all(e.corroborated for e in evidence if "JetBlue" in e.sentence)
+
+
+def test_a_figure_is_corroborated_by_its_digits() -> None:
+    from index.extract import score_sentences
+    from index.qkind import asked
+
+    # "billion" is in every figure; the deal's value is the one the reports repeat.
+    text = (
+        "The companies say they will use $500 million in cost savings from the merger to cut "
+        "prices. The nearly $25 billion deal would be among the biggest in retail. Kroger "
+        "will pay $34.10 a share, valuing the deal at $25 billion with debt. A $4 billion "
+        "special dividend goes to Albertsons shareholders."
+    )
+    question = "How much is the merger worth?"
+    hit = one_article(text, "Grocery deal")
+    evidence = score_sentences(question, [hit], {}, asked=asked(question))
+    held = [e.sentence for e in evidence if e.corroborated]
+    assert held and all("$25 billion" in s for s in held)
+    assert "$25 billion" in " ".join(e.sentence for e in pick(evidence, typed=True)[:2])
