@@ -1,7 +1,6 @@
 """Checked citations for LLM answers: every [n] must point at a source that says so.
 
-The LLM's text loses what a small model echoes of its prompt first (an "Answer:" label, list
-bullets, source tags, a "Question:" it goes on to ask itself), then is split into sentences. Each sentence is a claim: its content terms and its
+The LLM's text is split into sentences. Each sentence is a claim: its content terms and its
 numbers. A claim is looked for in the sources it cites, one sentence (or, failing that, two
 adjacent ones) at a time; a marker survives only if some source sentence holds at least
 ``SUPPORT_THRESHOLD`` of the claim's terms and every number in it. Then:
@@ -76,7 +75,6 @@ def check_citations(text: str, hits: list[ArticleHit]) -> Answer:
     ``hits`` are the sources in the order the LLM saw them (source id n is ``hits[n - 1]``).
     Raises ``Unsupported`` when no supported claim remains.
     """
-    text = without_echoes(text)
     if is_refusal(text):
         return refusal(hits, mode="llm")
     sources = [_source(hit) for hit in hits]
@@ -154,29 +152,6 @@ def _best(
 
 
 # --- parsing -------------------------------------------------------------------------------------
-# What a small model echoes of its prompt or of answer formats it was trained on: an "Answer:"
-# label, list bullets, the source tags, and a new "Question:" it goes on to ask itself.
-_ANSWER_LABEL = re.compile(
-    r"^\s*(?:\*\*)?(?:final answer|answer|response|a)\s*:\s*(?:\*\*)?\s*", re.I
-)
-_BULLET = re.compile(r"(?m)^\s*(?:[*•]|-(?=\s))\s*")
-_SOURCE_TAG = re.compile(r"</?source\b[^>]*>", re.I)
-_ECHOED_QUESTION = re.compile(r"(?:^|(?<=[.!?\]]))\s*(?:Question|QUESTION|User|USER)\s*:.*", re.S)
-_LONE_BULLET = re.compile(r"(?<!\S)[*•]+(?!\S)")
-
-
-def without_echoes(text: str) -> str:
-    """The LLM's text without prompt echoes: "Answer: Squid Game. [1]" -> "Squid Game. [1]",
-    "* A ban on assault weapons. [1] *" -> "A ban on assault weapons. [1]", and nothing from
-    a "Question:" it appends onwards."""
-    text = _SOURCE_TAG.sub(" ", text)
-    text = _ECHOED_QUESTION.sub("", text)
-    text = _ANSWER_LABEL.sub("", text)
-    text = _LONE_BULLET.sub(" ", _BULLET.sub("", text))
-    # Line breaks stay: a list's items are sentences even without full stops.
-    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
-
-
 def _claims(text: str) -> list[tuple[str, list[int]]]:
     """(sentence without markers, cited source indexes) for each sentence of the LLM's text."""
     pieces: list[list] = []

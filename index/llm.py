@@ -226,21 +226,30 @@ async def _before(awaitable: Awaitable[T], deadline: float) -> T:
     return await asyncio.wait_for(awaitable, timeout=max(remaining, 0.0))
 
 
-# What small models echo from the prompt: its <source> tags, their chat template's tokens,
-# an "Answer:" label before the answer and the "Question: ..." after it.
+# What small models echo from the prompt or from answer formats they were trained on: its
+# <source> tags, their chat template's tokens, an "Answer:" label (at the start or after a
+# claim the check may drop), list bullets, and the "Question: ..." they go on to ask.
 _ECHO_TAGS = re.compile(
     r"</?source\b[^>]*>|\[/?INST\]|<\|[a-z_]+\|>|</?(?:start|end)_of_turn>|</?s>", re.I
 )
-_ANSWER_LABEL = re.compile(r"^\s*(?:\*\*)?(?:final )?answer\s*:\s*(?:\*\*)?\s*", re.I)
-_QUESTION_ECHO = re.compile(r"(?:^|\s)(?:\*\*)?Question\s*:.*$", re.S)
+_ANSWER_LABEL = re.compile(
+    r"(?:^|(?<=[.!?\]])|(?<=\n))[ \t]*(?:\*\*)?(?:final )?answer\s*:\s*(?:\*\*)?[ \t]*", re.I
+)
+_QUESTION_ECHO = re.compile(r"(?:^|(?<=[.!?\]])|\s)(?:\*\*)?(?:Question|QUESTION)\s*:.*$", re.S)
+_BULLET = re.compile(r"(?m)^[ \t]*(?:[*•]|-(?=\s))[ \t]*")
+_LONE_BULLET = re.compile(r"(?<!\S)[*•]+(?!\S)")
 
 
 def strip_echoes(text: str) -> str:
     """The answer without what the model repeated of its prompt:
-    'Answer: Yellowstone <source> </source> [1] Question: Which park...' -> 'Yellowstone [1]'."""
+    'Answer: Yellowstone <source> </source> [1] Question: Which park...' -> 'Yellowstone [1]',
+    '* A ban on assault weapons. [1] *' -> 'A ban on assault weapons. [1]'. Line breaks stay:
+    a list's items are sentences even without full stops."""
     text = _ECHO_TAGS.sub(" ", text)
-    text = _QUESTION_ECHO.sub("", _ANSWER_LABEL.sub("", text))
-    return "\n".join(" ".join(line.split()) for line in text.strip().splitlines()).strip()
+    text = _QUESTION_ECHO.sub("", text)
+    text = _ANSWER_LABEL.sub(" ", text)
+    text = _LONE_BULLET.sub(" ", _BULLET.sub("", text))
+    return "\n".join(" ".join(line.split()) for line in text.splitlines() if line.strip())
 
 
 def _checked(text: object, hits: list[ArticleHit]) -> Answer:

@@ -160,36 +160,3 @@ def test_refusal_phrase_gives_a_refusal(hits, text: str) -> None:
 
 def test_threshold_is_a_fraction() -> None:
     assert 0 < SUPPORT_THRESHOLD <= 1
-
-
-@pytest.mark.parametrize(
-    ("text", "cleaned"),
-    [
-        ("Answer: Rail workers walked out over pay. [2]", "Rail workers walked out over pay. [2]"),
-        ("**Answer:** It was hot in Seville. [3]", "It was hot in Seville. [3]"),
-        ("* Rail workers walked out. [2] * It was hot. [3] *",
-         "Rail workers walked out. [2] It was hot. [3]"),
-        ("- Rail workers walked out [2]\n- It was hot [3]", "Rail workers walked out [2]\nIt was hot [3]"),
-        ("Seville <source> </source> [3] Question: What else happened?", "Seville [3]"),
-        # not echoes: a hyphenated word, a colon inside a sentence, "user" as a word
-        ("A-list stars walked out. [2]", "A-list stars walked out. [2]"),
-        ("The question: will it pass? [1]", "The question: will it pass? [1]"),
-        ("The user said it was over. [1]", "The user said it was over. [1]"),
-    ],
-)  # fmt: skip
-def test_prompt_echoes_of_a_small_model_are_removed(text: str, cleaned: str) -> None:
-    from index.cite import without_echoes
-
-    assert without_echoes(text) == cleaned
-
-
-def test_an_answer_label_and_bullets_never_reach_the_user(hits) -> None:
-    answer = check_citations(
-        "Answer:\n* Rail workers across Britain walked out over pay. [2]\n* Temperatures in "
-        "Seville reached 44 degrees. [3]\n*\nQuestion: Why did they strike?",
-        hits,
-    )
-    assert answer.text == (
-        "Rail workers across Britain walked out over pay. [1] "
-        "Temperatures in Seville reached 44 degrees. [2]"
-    )

@@ -348,3 +348,36 @@ def test_make_llm_picks_the_class(tmp_path: Path) -> None:
     assert local.api_key == "not-needed"
     # Retrying is the openai client's job; LlamaIndex's own loop would multiply the attempts.
     assert hosted.max_retries == unknown.max_retries == local.max_retries == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "cleaned"),
+    [
+        ("Answer: Rail workers walked out over pay. [2]", "Rail workers walked out over pay. [2]"),
+        ("**Answer:** It was hot in Seville. [3]", "It was hot in Seville. [3]"),
+        ("It was hot. [3] Answer: Rail workers walked out. [2]",
+         "It was hot. [3] Rail workers walked out. [2]"),
+        ("* Rail workers walked out. [2] * It was hot. [3] *",
+         "Rail workers walked out. [2] It was hot. [3]"),
+        ("- Rail workers walked out [2]\n- It was hot [3]", "Rail workers walked out [2]\nIt was hot [3]"),
+        ("Seville <source> </source> [3] Question: What else happened?", "Seville [3]"),
+        # not echoes: a hyphenated word, a colon inside a sentence, "answer" as a word
+        ("A-list stars walked out. [2]", "A-list stars walked out. [2]"),
+        ("The question: will it pass? [1]", "The question: will it pass? [1]"),
+        ("The answer: no strike. [1]", "The answer: no strike. [1]"),
+    ],
+)  # fmt: skip
+def test_what_a_small_model_echoes_of_its_prompt_is_removed(text: str, cleaned: str) -> None:
+    from index.llm import strip_echoes
+
+    assert strip_echoes(text) == cleaned
+
+
+def test_an_answer_label_and_bullets_never_reach_the_user(answerer_for, fake_openai) -> None:
+    label = GOOD.replace("The agreement", "Answer: The agreement")
+    fake_openai.script(Reply(f"Answer:\n* {label}\n*\nQuestion: What else was agreed?"))
+    answer = answerer_for().ask(QUESTION)
+
+    assert answer.mode == "llm"
+    assert answer.text.startswith("Pakistan and Azerbaijan agreed")
+    assert "Answer" not in answer.text and "*" not in answer.text and "Question" not in answer.text
