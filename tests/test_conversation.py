@@ -259,9 +259,6 @@ def test_with_antecedents(parts: list[str], candidates: list[str]) -> None:
 
 
 def test_a_typed_question_gets_the_sentence_that_holds_its_answer() -> None:
-    from index.extract import score_sentences
-    from index.qkind import asked
-
     # The lede repeats the question's words; the figure comes a sentence later.
     text = (
         "Russia is calling up reservists to fight in Ukraine, President Putin said in a "
@@ -270,7 +267,7 @@ def test_a_typed_question_gets_the_sentence_that_holds_its_answer() -> None:
     )
     hit = one_article(text, "Putin announces partial mobilization")
     question = "How many reservists is Russia calling up?"
-    evidence = score_sentences(question, [hit], {}, asked=asked(question))
+    evidence = typed_scores(question, [hit])
     assert not evidence[0].typed  # the lede wins on words alone
     chosen = pick(evidence, typed=True)
     assert "300,000" in " ".join(e.sentence for e in chosen)
@@ -375,8 +372,6 @@ def test_the_sentence_on_the_case_asked_about_wins_over_its_negation() -> None:
 
 
 def test_a_photo_caption_yields_to_the_reports_own_sentence() -> None:
-    from index.extract import score_sentences
-
     text = (
         "John Raoux/AP The SpaceX rocket with the Crew Dragon spacecraft sits on the launch "
         "pad at the Kennedy Space Center in Florida, where NASA launched it on Wednesday. "
@@ -385,9 +380,7 @@ def test_a_photo_caption_yields_to_the_reports_own_sentence() -> None:
     )
     hit = one_article(text, "SpaceX launch")
     question = "SpaceX and NASA launched a rocket on Wednesday. What was its destination?"
-    from index.qkind import asked
-
-    evidence = score_sentences(question, [hit], {}, asked=asked(question))
+    evidence = typed_scores(question, [hit])
     assert "International Space Station" in evidence[0].sentence
 
 
@@ -422,13 +415,18 @@ def test_captions_and_links_to_other_stories_are_told_apart(sentence: str, furni
     ],
 )  # fmt: skip
 def test_a_headline_quoted_as_an_answer_drops_its_outlet(title: str, quoted: str) -> None:
+    hit = one_article("Officials said more on Monday about it.", title)
+    question = "Which company was it?"
+    headlines = [e.sentence for e in typed_scores(question, [hit])]
+    assert (quoted in headlines and title not in headlines) or title == quoted
+
+
+def typed_scores(question: str, hits: list[ArticleHit], **options: str) -> list:
+    """The hits' sentences scored for ``question``, knowing the kind of answer it asks for."""
     from index.extract import score_sentences
     from index.qkind import asked
 
-    hit = one_article("Officials said more on Monday about it.", title)
-    question = "Which company was it?"
-    headlines = [e.sentence for e in score_sentences(question, [hit], {}, asked=asked(question))]
-    assert (quoted in headlines and title not in headlines) or title == quoted
+    return score_sentences(question, hits, {}, asked=asked(question), **options)
 
 
 def one_article(text: str, title: str) -> ArticleHit:
@@ -461,13 +459,12 @@ def test_the_name_the_storys_reports_repeat_is_the_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from index import extract
-    from index.qkind import asked
 
     question = "Which team won the Stanley Cup Finals?"
 
     def top() -> str:
         hit = _story(one_article(HOCKEY_LEAD, "Hockey final"), *HOCKEY_REPORTS)
-        return extract.score_sentences(question, [hit], {}, asked=asked(question))[0].sentence
+        return typed_scores(question, [hit])[0].sentence
 
     # The sentence with the question's words names an analyst; the reports name the team.
     assert "Colorado Avalanche" in top()
@@ -476,23 +473,17 @@ def test_the_name_the_storys_reports_repeat_is_the_answer(
 
 
 def test_corroboration_leaves_follow_ups_digests_and_confidence_alone() -> None:
-    from index.extract import score_sentences
-    from index.qkind import asked
-
     question = "Which team won the Stanley Cup Finals?"
     hit = _story(one_article(HOCKEY_LEAD, "Hockey final"), *HOCKEY_REPORTS)
-    evidence = score_sentences(question, [hit], {}, asked=asked(question))
+    evidence = typed_scores(question, [hit])
     # It only orders sentences: the refusal reads the same confidence.
     assert all(e.confidence == e.score - e.bonus - e.lean for e in evidence)
     lone = one_article(HOCKEY_LEAD, "Hockey final")
-    alone = {
-        e.sentence: e.confidence
-        for e in score_sentences(question, [lone], {}, asked=asked(question))
-    }
+    alone = {e.sentence: e.confidence for e in typed_scores(question, [lone])}
     assert all(alone[e.sentence] == pytest.approx(e.confidence) for e in evidence if e.hit is hit)
     # A follow-up asks a detail of a story whose names the conversation already gave.
     hit = _story(one_article(HOCKEY_LEAD, "Hockey final"), *HOCKEY_REPORTS)
-    follow = score_sentences(question, [hit], {}, context="hockey", asked=asked(question))
+    follow = typed_scores(question, [hit], context="hockey")
     assert "Mark Jones" in follow[0].sentence
     # Another story is another event: its sentences are not raised by the top story's names.
     from index.extract import RANK_EVIDENCE, RANK_WEIGHT
@@ -500,7 +491,7 @@ def test_corroboration_leaves_follow_ups_digests_and_confidence_alone() -> None:
     other = one_article("Fans of the Colorado Avalanche bought every ticket.", "Ticket sales")
     other.article_id = "b"
     hit = _story(one_article(HOCKEY_LEAD, "Hockey final"), *HOCKEY_REPORTS)
-    evidence = score_sentences(question, [hit, other], {}, asked=asked(question))
+    evidence = typed_scores(question, [hit, other])
     second = [e for e in evidence if e.hit is other]
     assert second and all(
         e.lean == pytest.approx((RANK_WEIGHT - RANK_EVIDENCE) / 2) for e in second
@@ -508,22 +499,16 @@ def test_corroboration_leaves_follow_ups_digests_and_confidence_alone() -> None:
 
 
 def test_which_two_opens_with_the_sentence_naming_both() -> None:
-    from index.extract import score_sentences
-    from index.qkind import asked
-
     text = (
         "Sarah Miller said there is no reason to let two of the biggest supermarket chains "
         "merge. In a mega-deal, Kroger and Albertsons announced plans to merge."
     )
     question = "Which two major supermarkets plan to merge?"
     hit = one_article(text, "Grocery deal")
-    assert (
-        "Kroger and Albertsons"
-        in score_sentences(question, [hit], {}, asked=asked(question))[0].sentence
-    )
+    assert "Kroger and Albertsons" in typed_scores(question, [hit])[0].sentence
     # Asked for one, the sentence that matches the question's words better comes first.
     question = "Which major supermarket chains plan to merge?"
-    assert "Miller" in score_sentences(question, [hit], {}, asked=asked(question))[0].sentence
+    assert "Miller" in typed_scores(question, [hit])[0].sentence
 
 
 def test_the_name_the_story_repeats_follows_a_best_sentence_without_it() -> None:
@@ -551,9 +536,6 @@ def test_the_name_the_story_repeats_follows_a_best_sentence_without_it() -> None
 
 
 def test_a_long_name_run_gathers_no_support_from_its_words_together() -> None:
-    from index.extract import score_sentences
-    from index.qkind import asked
-
     # "JetBlue CEO Robin Hayes" holds "JetBlue" but is said once: it is not the name repeated.
     text = (
         "JetBlue Airways agreed to buy Spirit Airlines on Thursday. JetBlue will pay $3.8 "
@@ -561,18 +543,13 @@ def test_a_long_name_run_gathers_no_support_from_its_words_together() -> None:
         "Hayes has led the carrier since 2015. Analysts at Cowen said the deal faces review."
     )
     question = "Which airline agreed to buy Spirit Airlines?"
-    evidence = score_sentences(
-        question, [one_article(text, "Airline deal")], {}, asked=asked(question)
-    )
+    evidence = typed_scores(question, [one_article(text, "Airline deal")])
     held = {e.sentence.split()[0]: e.corroborated for e in evidence}
     assert held["JetBlue"] and not held["Analysts"]
     assert all(e.corroborated for e in evidence if "JetBlue" in e.sentence)
 
 
 def test_a_figure_is_corroborated_by_its_digits() -> None:
-    from index.extract import score_sentences
-    from index.qkind import asked
-
     # "billion" is in every figure; the deal's value is the one the reports repeat.
     text = (
         "The companies say they will use $500 million in cost savings from the merger to cut "
@@ -582,7 +559,7 @@ def test_a_figure_is_corroborated_by_its_digits() -> None:
     )
     question = "How much is the merger worth?"
     hit = one_article(text, "Grocery deal")
-    evidence = score_sentences(question, [hit], {}, asked=asked(question))
+    evidence = typed_scores(question, [hit])
     held = [e.sentence for e in evidence if e.corroborated]
     assert held and all("$25 billion" in s for s in held)
     assert "$25 billion" in " ".join(e.sentence for e in pick(evidence, typed=True)[:2])
