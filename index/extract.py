@@ -64,6 +64,7 @@ _NEGATION = re.compile(
 )
 DEFAULT_IDF = 4.0
 ENTITY_WEIGHT = 0.3  # a question's names, inside an article whose headline carries them
+PREMISE_SHARE = 0.3  # words only of the sentences before the one that asks (calibrated on dev)
 CONTEXT_SHARE = 0.5  # carried topic's weight, at most, against the follow-up's own words
 KIND_WEIGHT = 0.2  # a sentence holding an answer of the kind asked for
 HEADLINE_PENALTY = 0.2  # a headline competes as a sentence, behind the text's own
@@ -103,10 +104,18 @@ class Evidence:
 def question_weights(question: str, idf: dict[str, float], context: str = "") -> dict[str, float]:
     """IDF weight per question term; terms carried over from earlier turns count less, and
     all of them together at most half as much as the question's own: "How much did it
-    cost?" is about the cost, whatever the earlier turns said about the library."""
+    cost?" is about the cost, whatever the earlier turns said about the library. Words
+    only of the sentences before the one that asks (the scene it sets) count less too."""
     # A year says when, not what: "the 2025 Nobel Peace Prize" is not covered by an
     # article that merely mentions 2025 (``answer._named_year`` checks the when).
     own = {t: idf.get(t, DEFAULT_IDF) for t in set(terms(question)) if not _YEAR.fullmatch(t)}
+    # "Aaron Judge hit his 62nd home run this week. Who holds the record with 73?": the
+    # sentences before the one that asks set the scene; an article restating them does
+    # not answer the question.
+    parts = sentences(question)
+    if len(parts) > 1 and parts[-1].rstrip().endswith("?"):
+        asking = set(terms(parts[-1]))
+        own = {t: w if t in asking else w * PREMISE_SHARE for t, w in own.items()}
     carried = {t: 0.3 * idf.get(t, DEFAULT_IDF) for t in set(terms(context)) - set(own)}
     cap = CONTEXT_SHARE * sum(own.values())
     total = sum(carried.values())

@@ -371,6 +371,27 @@ def test_the_sentence_on_the_case_asked_about_wins_over_its_negation() -> None:
     assert "$10,000" in evidence[0].sentence
 
 
+def test_the_scene_a_question_sets_weighs_less_than_what_it_asks() -> None:
+    from index.extract import question_weights
+
+    question = "Aaron Judge hit his 62nd home run this week. Who holds the major league record?"
+    weights = question_weights(question, {})
+    assert weights["judg"] < weights["record"] and weights["62nd"] < weights["hold"]
+    # One sentence that asks: all its words count alike.
+    alone = question_weights("Who holds the record that Aaron Judge chased?", {})
+    assert alone["judg"] == alone["record"] == weights["record"]
+
+
+def test_a_sentence_restating_the_scene_yields_to_the_one_that_answers() -> None:
+    text = (
+        "Aaron Judge hit his 62nd home run this week, passing Roger Maris in the American "
+        "League. Barry Bonds holds the major league record of 73."
+    )
+    hit = one_article(text, "Yankees slugger in the record books")
+    question = "Aaron Judge hit his 62nd home run this week. Who holds the major league record?"
+    assert "Barry Bonds" in typed_scores(question, [hit])[0].sentence
+
+
 def test_a_photo_caption_yields_to_the_reports_own_sentence() -> None:
     text = (
         "John Raoux/AP The SpaceX rocket with the Crew Dragon spacecraft sits on the launch "
