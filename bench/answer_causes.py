@@ -14,6 +14,10 @@ reply):
 - ``passage read`` / ``passage not read``: the answer is in the cited article, in a passage
   retrieval kept (the wrong sentence was chosen) or in one it did not;
 - ``not in words``: the cited gold article does not hold the expected answer verbatim.
+
+Each RealTimeQA citation is also put down to whether its article holds the expected answer
+(``citation_support`` in `newsdesk eval`) and, when not, whether a gold article does: where
+none does, no citation of a gold article can be supported, which bounds the figure.
 """
 
 from __future__ import annotations
@@ -68,6 +72,25 @@ def cause(engine: NewsQueryEngine, expected: str, gold: set[str], resolved, answ
     return "other article"
 
 
+def supports(engine: NewsQueryEngine, expected: str, gold: set[str], answer: Answer) -> list[str]:
+    """Per citation: "holds" (its article holds ``expected``), else whether a gold article
+    does ("gold holds it") or not ("gold lacks it")."""
+    store = engine.answerer.retriever.store
+    want = normalise(expected)
+
+    def holds(article_id: str | None, title: str) -> bool:
+        return bool(article_id) and want in normalise(f"{title}\n{store.article_text(article_id)}")
+
+    golds = [(aid, str(m.get("title", ""))) for aid, m in store.manifest().items()
+             if canonical_url(str(m.get("url", ""))) in gold]  # fmt: skip
+    gold_holds = any(holds(aid, title) for aid, title in golds)
+    return [
+        "holds" if holds(c.article_id, c.title) else
+        "gold holds it" if gold_holds else "gold lacks it"
+        for c in answer.citations
+    ]  # fmt: skip
+
+
 def ask_conversations(engine: NewsQueryEngine, path: Path) -> list[dict]:
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
@@ -108,6 +131,8 @@ def ask_questions(engine: NewsQueryEngine, path: Path) -> list[dict]:
             _row(q["id"], n % 2, "question", q, cause(engine, q["answer"], gold, resolved, answer),
                  answer)
         )  # fmt: skip
+        if not answer.refused:
+            rows[-1]["support"] = supports(engine, q["answer"], gold, answer)
     return rows
 
 
@@ -140,6 +165,14 @@ def summary(rows: list[dict]) -> str:
         label = "refused" if kind == "unanswerable" else "accuracy"
         lines.append(f"{kind}: {label} {overall:.3f} ({', '.join(shares)}; n={len(chosen)})")
         lines.append("  misses: " + ", ".join(f"{c} {k}" for c, k in causes.most_common()))
+    cited = [s for r in rows for s in r.get("support", [])]
+    if cited:
+        held, lacks = cited.count("holds"), cited.count("gold lacks it")
+        lines.append(
+            f"citation support {held / len(cited):.3f} ({held} of {len(cited)} citations); "
+            f"unsupported: gold holds it {cited.count('gold holds it')}, gold lacks it {lacks} "
+            f"(all others held: {(len(cited) - lacks) / len(cited):.3f})"
+        )
     return "\n".join(lines)
 
 
