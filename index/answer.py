@@ -170,9 +170,7 @@ class Answerer:
         asked_for = followup.resolve(question, previous)
         standalone = asked_for.standalone
         if self.llm is not None and previous is not None and asked_for.is_follow_up:
-            from index.llm import condense
-
-            standalone = condense(self.llm, question, previous, self.settings) or standalone
+            standalone = self._condensed(question, previous, asked_for)
         reference = as_of or self.settings.reference_date or date.today()
         scope = parse_time_scope(standalone, reference)
         end = scope.end
@@ -204,6 +202,21 @@ class Answerer:
             kind=asked_for.kind,
             latest=topic,
         )
+
+    def _condensed(self, question: str, previous: Turn, asked_for: followup.FollowUp) -> str:
+        """The LLM's standalone rewrite of a follow-up, when it keeps what the offline
+        resolution carried over from the previous turn; else the offline standalone."""
+        from index.llm import condense
+
+        rewrite = condense(self.llm, question, previous, self.settings)
+        if rewrite is None:
+            return asked_for.standalone
+        lost = followup.lost_in_rewrite(rewrite, question, asked_for)
+        if lost:
+            log.info("LLM rewrite %r of %r %s; resolving offline", rewrite, question, lost)
+            return asked_for.standalone
+        log.debug("LLM rewrite of %r: %r", question, rewrite)
+        return rewrite
 
     def _hits(self, query: Query, asked_for: followup.FollowUp, k: int) -> list[ArticleHit]:
         hits = self.retriever.retrieve(query, k=k)

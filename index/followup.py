@@ -151,3 +151,24 @@ def keeps_prior(question: str, prior_text: str, top_text: str) -> bool:
         return True
     share = len(own & prior_terms) / len(own)
     return len(own & top_terms) / len(own) - share < NEW_TOPIC_MARGIN
+
+
+def lost_in_rewrite(rewrite: str, question: str, resolved: FollowUp) -> str:
+    """Why an LLM's standalone ``rewrite`` of the follow-up ``question`` cannot stand in
+    for the offline resolution ``resolved``, or "" when it can. The offline standalone is
+    the follow-up's own words plus what it carries over from the previous turn (the name
+    "she" stands for, the earlier question's topic, the title of the article [n] lists); a
+    rewrite must keep some of both."""
+    # A small model often echoes the follow-up ("How old is she?"), rewrites the previous
+    # question instead, or asks about something else: retrieval and the answer then lose
+    # what the conversation is about, and later turns lose it too.
+    own = set(terms(question))
+    kept = set(terms(rewrite))
+    # "tell me more about [2]" asks for an article, not about its own words.
+    if own and not own & kept and not resolved.restrict:
+        return f"drops the follow-up's own words ({', '.join(sorted(own))})"
+    carried = set(terms(resolved.standalone)) - own
+    if carried and not carried & kept:
+        said = resolved.context or resolved.focus
+        return f"drops what it refers to ({said[:CONTEXT_CHARS]})"
+    return ""

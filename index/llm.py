@@ -159,7 +159,8 @@ async def stream(llm: LLM, resolved: Resolved, settings: Settings) -> AsyncItera
 
 def condense(llm: LLM, question: str, previous_turn: Turn, settings: Settings) -> str | None:
     """The follow-up ``question`` rewritten as a standalone one, or None (then the offline
-    follow-up resolution is used)."""
+    follow-up resolution is used; the caller also checks a rewrite keeps what the follow-up
+    refers to, with ``followup.lost_in_rewrite``)."""
     prompt = load_prompt("condense").format(
         previous_question=_escape(previous_turn.standalone or previous_turn.question),
         previous_answer=_escape(previous_turn.answer[:CONDENSE_ANSWER_CHARS]),

@@ -17,7 +17,8 @@ from conftest import SEED, make_settings
 
 from index.answer import Answerer
 from index.extract import pick, with_antecedents
-from index.followup import is_dependent, keeps_prior
+from index.followup import is_dependent, keeps_prior, lost_in_rewrite, resolve
+from index.history import Turn
 from index.latest import latest_topic
 from index.models import ArticleHit, Passage
 from index.prompts import REFUSAL
@@ -233,6 +234,35 @@ PRIOR: list[tuple[str, str, str, bool]] = [
 @pytest.mark.parametrize(("question", "prior", "top", "kept"), PRIOR)
 def test_keeps_prior(question: str, prior: str, top: str, kept: bool) -> None:
     assert keeps_prior(question, prior, top) is kept
+
+
+# previous question, its answer, follow-up, an LLM's standalone rewrite -> may it stand in
+# for the offline resolution? (It must keep the follow-up's words and what it refers to.)
+REWRITES: list[tuple[str, str, str, str, bool]] = [
+    ("Who won the chess championship?", "Mira Okafor won [1].", "How old is she?",
+     "How old is Mira Okafor?", True),
+    ("Who won the chess championship?", "Mira Okafor won [1].", "How old is she?",
+     "How old is she?", False),  # an echo: "she" is anyone
+    ("Who won the chess championship?", "Mira Okafor won [1].", "How old is she?",
+     "How old is the chess champion?", True),  # the topic, if not the name
+    ("Who won the chess championship?", "Mira Okafor won [1].", "How old is she?",
+     "How old is the mayor of Leeds?", False),  # about someone else
+    ("Who won the chess championship?", "Mira Okafor won [1].", "How old is she?",
+     "Who won the chess championship?", False),  # the previous question, not this one
+    ("What was the inflation rate in May?", "It was 8.6% [1].", "And the month before?",
+     "What was the inflation rate in April, the month before May?", True),
+    ("What was the inflation rate in May?", "It was 8.6% [1].", "And the month before?",
+     "What happened the month before?", False),  # no names carried: its topic words count
+    ("Where did the bridge vote take place?", "In Leeds [1].", "Who voted against it?",
+     "Which councillors voted against the bridge?", True),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("before", "answer", "question", "rewrite", "kept"), REWRITES)
+def test_lost_in_rewrite(before: str, answer: str, question: str, rewrite: str, kept: bool) -> None:
+    previous = Turn(question=before, standalone=before, answer=answer)
+    lost = lost_in_rewrite(rewrite, question, resolve(question, previous))
+    assert (lost == "") is kept, lost
 
 
 def test_rejection_without_a_conversation_stays(answerer: Answerer) -> None:

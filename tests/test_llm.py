@@ -330,6 +330,45 @@ def test_failed_condense_uses_offline_resolution(answerer_for, fake_openai) -> N
     assert answer.mode == "llm"
 
 
+SEED_TITLE = "Pakistan and Azerbaijan agree"
+MET = "Mustafayev met Prime Minister Muhammad Shehbaz Sharif in Islamabad [1]."
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        "Where did they meet?",  # an echo: "they" is anyone
+        "Where did the rail workers strike in June 2022?",  # another article, another period
+    ],
+)
+def test_a_rewrite_that_drops_the_referent_is_not_used(
+    answerer_for, fake_openai, caplog, rewrite: str
+) -> None:
+    fake_openai.script(Reply(GOOD), Reply(rewrite), Reply(MET))
+    answerer = answerer_for(top_k=1)
+    answerer.ask(QUESTION, "chat")
+    with caplog.at_level(logging.INFO, logger="index.answer"):
+        answer = answerer.ask("Where did they meet?", "chat")
+
+    asked = user_message(fake_openai.chat_requests[2]).rsplit("Question:", 1)[1]
+    assert QUESTION in answer.question and QUESTION in asked  # the offline resolution
+    assert answer.mode == "llm"
+    assert [SEED_TITLE in c.title for c in answer.citations] == [True]
+    assert "resolving offline" in caplog.text
+
+
+def test_a_rewrite_that_keeps_the_referent_is_used(answerer_for, fake_openai) -> None:
+    rewrite = "Where did the Pakistan and Azerbaijan delegations meet?"
+    fake_openai.script(Reply(GOOD), Reply(rewrite), Reply(MET))
+    answerer = answerer_for(top_k=1)
+    answerer.ask(QUESTION, "chat")
+    answer = answerer.ask("Where did they meet?", "chat")
+
+    assert answer.question == rewrite
+    assert user_message(fake_openai.chat_requests[2]).endswith(f"Question: {rewrite}")
+    assert answer.mode == "llm" and SEED_TITLE in answer.citations[0].title
+
+
 # --- construction -------------------------------------------------------------------------------
 def test_make_llm_picks_the_class(tmp_path: Path) -> None:
     from llama_index.llms.openai import OpenAI
