@@ -306,7 +306,8 @@ class Answerer:
 
     def _offline(self, resolved: Resolved) -> Answer:
         if resolved.latest is not None:
-            return compose_latest(resolved.hits, resolved.latest, resolved.as_of)
+            boilerplate = self.retriever.keyword_index().boilerplate
+            return compose_latest(resolved.hits, resolved.latest, resolved.as_of, boilerplate)
         keyword_index = self.retriever.keyword_index()
         focus = resolved.focus or resolved.standalone
         # What the conversation already named is not the answer ("Who did they beat?").

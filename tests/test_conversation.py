@@ -177,6 +177,27 @@ def test_latest_on_a_topic_and_as_of_a_day(answerer: Answerer) -> None:
     assert not answer.refused
     assert answer.citations[0].title == "Council approves the new river bridge"
     assert all(c.published <= "2022-05-10" for c in answer.citations)
+    # Only articles that name the topic are listed: retrieval ranks the others too.
+    assert [c.title for c in answer.citations] == ["Council approves the new river bridge"]
+    none = answerer.ask("What's new on volcanoes?", as_of=date(2022, 5, 10))
+    assert not none.refused and not none.citations and none.mode == "latest"
+    assert none.text == "No indexed article mentions volcanoes as of 2022-05-10."
+
+
+def test_a_listed_articles_lead_skips_sign_ups_and_datelines() -> None:
+    from index.bm25 import sentence_key
+    from index.latest import compose_latest
+
+    text = (
+        "Sign up for our Wonder Theory science newsletter. New York CNN Business —\n"
+        "Food prices rose again in August, the government said."
+    )
+    hit = one_article(text, "Grocery prices")
+    hit.published = "2022-09-13"
+    boilerplate = frozenset({sentence_key("Sign up for our Wonder Theory science newsletter.")})
+    answer = compose_latest([hit], "", None, boilerplate)
+    assert answer.citations[0].quote == "Food prices rose again in August, the government said."
+    assert "Sign up" not in answer.text
 
 
 # question -> the topic of a "latest" question (None: not one)
