@@ -593,6 +593,8 @@ def evaluate(
 
     Conversation records (with `turns`) are asked turn by turn in one conversation and add
     turn1_accuracy, followup_accuracy, followup_citation_precision and followup_refusal_rate.
+    lead_accuracy (and turn1_/followup_lead_accuracy) asks for the expected answer in the
+    reply's first sentence.
 
     Example: newsdesk eval dev.jsonl --corpus corpus.jsonl --json
     """

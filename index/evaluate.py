@@ -14,6 +14,10 @@ answer and the passages it cites support best, or for a refusal the passages ret
 scores it against the right one. It puts the answerer beside multiple-choice baselines; it
 is reported, not a target.
 
+``lead_accuracy`` (and ``turn1_lead_accuracy``, ``followup_lead_accuracy``) is stricter than
+accuracy: the expected answer is in the reply's first sentence, before its first ``[n]``, the
+part a reader takes in at a glance (in Telegram, the preview).
+
 Citation precision counts a citation as right only when it is one of the question's gold
 URLs, though a feed often carries the same story several times (other outlets, updates,
 digests). ``citation_support`` is the looser, complementary figure: the share of citations
@@ -84,6 +88,7 @@ class _Turns:
     refused: int = 0
     cited: int = 0
     cited_gold: int = 0
+    lead_correct: int = 0
 
     def add(self, expected: str, gold: set[str], answer: Answer | None) -> bool:
         self.n += 1
@@ -95,6 +100,7 @@ class _Turns:
         self.cited_gold += sum(u in gold for u in urls)
         right = bool(expected) and normalise(expected) in normalise(answer.text)
         self.correct += right
+        self.lead_correct += right and opens_with(expected, answer)
         return right
 
 
@@ -104,6 +110,7 @@ class _Tally:
     lead_hits_at: dict[int, int] = field(default_factory=lambda: dict.fromkeys(RANKS, 0))
     rr_sum: float = 0.0
     correct: int = 0
+    lead_correct: int = 0
     cited: int = 0
     cited_gold: int = 0
     cited_support: int = 0
@@ -148,6 +155,7 @@ def evaluate(
         "mrr@10": _ratio(tally.rr_sum, tally.n_ans),
         **{f"lead_hit@{r}": _ratio(tally.lead_hits_at[r], tally.n_ans) for r in RANKS},
         "accuracy": _ratio(tally.correct, tally.n_ans),
+        "lead_accuracy": _ratio(tally.lead_correct, tally.n_ans),
         "citation_precision": _ratio(tally.cited_gold, tally.cited),
         "citation_support": _ratio(tally.cited_support, tally.cited),
         "refusal_rate": _ratio(tally.refused_unans, tally.n_unans),
@@ -165,8 +173,10 @@ def evaluate(
         first, follow = tally.first, tally.follow
         result |= {
             "turn1_accuracy": _ratio(first.correct, first.n),
+            "turn1_lead_accuracy": _ratio(first.lead_correct, first.n),
             "turn1_citation_precision": _ratio(first.cited_gold, first.cited),
             "followup_accuracy": _ratio(follow.correct, follow.n),
+            "followup_lead_accuracy": _ratio(follow.lead_correct, follow.n),
             "followup_citation_precision": _ratio(follow.cited_gold, follow.cited),
             "followup_refusal_rate": _ratio(follow.refused, follow.n),
             "n_conversations": first.n,
@@ -175,6 +185,13 @@ def evaluate(
     result |= answer_checks(tally.answers, llm=engine.answerer.llm is not None)
     result["details"] = tally.details
     return result
+
+
+def opens_with(expected: str, answer: Answer) -> bool:
+    """Whether the answer's first sentence (its text before the first ``[n]``) holds
+    ``expected``."""
+    first = _MARKER.split(answer.text, maxsplit=1)[0]
+    return bool(expected) and normalise(expected) in normalise(first)
 
 
 def answer_checks(answers: list[Answer], *, llm: bool) -> dict:
@@ -253,6 +270,7 @@ def _single(engine: NewsQueryEngine, q: dict, tally: _Tally) -> None:
         if not answer.refused:
             expected = normalise(str(q.get("answer", "")))
             tally.correct += bool(expected) and expected in normalise(answer.text)
+            tally.lead_correct += bool(expected) and opens_with(expected, answer)
             urls = [canonical_url(c.url) for c in answer.citations]
             tally.cited += len(urls)
             tally.cited_gold += sum(u in gold for u in urls)

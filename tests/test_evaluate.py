@@ -16,6 +16,7 @@ from index.evaluate import (
     evaluate,
     gold_rank,
     load_questions,
+    opens_with,
 )
 from index.models import Answer, ArticleHit, Citation
 from index.settings import Settings
@@ -61,6 +62,10 @@ def test_conversations_are_scored_turn_by_turn_beside_single_questions(
     assert result["followup_refusal_rate"] == 0.5
     assert result["turn1_citation_precision"] == 0.0  # the seed article is not a gold URL
     assert result["followup_citation_precision"] == 0.0
+    # Lead accuracy: the expected answer in the reply's first sentence; never above accuracy.
+    for lead, whole in [("lead_accuracy", "accuracy"), ("turn1_lead_accuracy", "turn1_accuracy"),
+                        ("followup_lead_accuracy", "followup_accuracy")]:  # fmt: skip
+        assert 0.0 <= result[lead] <= result[whole]
     rows = {row["id"]: row for row in result["details"]}
     assert rows["conv-seed#3"]["rejected"] and rows["conv-seed#3"]["refused"]
     assert rows["conv-seed#2"]["correct"] and "cotton" in rows["conv-seed#2"]["answer"].lower()
@@ -150,3 +155,12 @@ def test_gold_rank_counts_a_gold_report_folded_into_its_storys_slot() -> None:
     assert gold_rank(hits, gold, leads_only=True) is None
     assert gold_rank(hits, {"https://c/1"}, leads_only=True) == 2
     assert gold_rank(hits, {"https://elsewhere/x"}) is None
+
+
+@pytest.mark.parametrize(
+    ("expected", "opens"),
+    [("Colorado Avalanche", True), ("Tampa Bay", False), ("avalanche won", True), ("", False)],
+)
+def test_lead_accuracy_reads_the_first_sentence_only(expected: str, opens: bool) -> None:
+    answer = Answer(text="The Colorado Avalanche won. [1] They beat Tampa Bay. [2]")
+    assert opens_with(expected, answer) is opens
