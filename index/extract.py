@@ -332,7 +332,8 @@ def pick(
     ``typed``: the question asks for a kind of answer. When the best sentence holds none
     beside the question's words, the best one of its article that does follows it (or, if
     the best holds none at all, the best that holds one anywhere): news often says the
-    specifics a sentence after the lede that matched the question's words."""
+    specifics a sentence after the lede that matched the question's words. Then the
+    sentence holding an answer opens, and the lede follows it."""
     if not evidence:
         return []
     chosen = [evidence[0]]
@@ -372,7 +373,14 @@ def pick(
             continue
         chosen.append(candidate)
     # The answer first; what else is said follows in the article's own reading order.
-    return chosen[:1] + sorted(chosen[1:], key=lambda e: (e.rank, e.order))
+    out = chosen[:1] + sorted(chosen[1:], key=lambda e: (e.rank, e.order))
+    if typed and not out[0].typed:
+        # The best match of the question's words holds no answer of the kind asked (it
+        # restates the topic): the sentence that holds one opens, the match follows.
+        lead = next((e for e in out if e.typed), None)
+        if lead is not None:
+            out = [lead] + [e for e in out if e is not lead]
+    return out
 
 
 def _contains(a: str, b: str) -> bool:

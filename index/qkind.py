@@ -159,7 +159,11 @@ _TAGGERS: list[tuple[Kind, re.Pattern[str]]] = [
             rf"(?: \d{{4}})?\b|\b{_MONTH},? \d{{4}}\b|\b(?:in|since|by|until|from|of|early|"
             rf"late|mid-?) (?:19|20)\d\d\b|\b(?:19|20)\d\d\b|\b{_WEEKDAY}\b|"
             r"\b(?:yesterday|today|tomorrow|tonight|last (?:week|month|year)|next "
-            r"(?:week|month|year))\b"
+            r"(?:week|month|year))\b|"
+            # "start in March", "by the spring": a month or season after a preposition
+            r"\b(?:in|since|by|until|from|through|before|after|early|late|mid-?)(?: the)? "
+            r"(?:January|February|March|April|May|June|July|August|September|October|"
+            r"November|December|spring|summer|fall|autumn|winter)\b"
         ),
     ),
     (

@@ -321,7 +321,8 @@ def test_a_typed_question_gets_the_sentence_that_holds_its_answer() -> None:
     evidence = typed_scores(question, [hit])
     assert not evidence[0].typed  # the lede wins on words alone
     chosen = pick(evidence, typed=True)
-    assert "300,000" in " ".join(e.sentence for e in chosen)
+    assert "300,000" in chosen[0].sentence  # the answer opens, the lede follows
+    assert any("televised address" in e.sentence for e in chosen[1:])
     # Without the question's kind, the figure is too far behind the lede to be quoted.
     assert "300,000" not in " ".join(e.sentence for e in pick(evidence))
 

@@ -104,6 +104,9 @@ ANSWERS: list[tuple[str, str, list[str]]] = [
     ("When is the runoff?", "The runoff will be held on October 30.", ["October 30"]),
     ("What year was Malcolm X assassinated?", "Malcolm X was killed in 1965 in Manhattan.",
      ["in 1965"]),
+    ("When will construction start?", "Work is expected to start in March.", ["in March"]),
+    ("When do talks begin?", "Talks begin in the spring, the union said.", ["in the spring"]),
+    ("When did it march?", "The band will march on.", []),  # a verb, not a month
     # places: introduced by "in", "at", "near"... or known from the article
     ("Where is the glacier?", "The glacier lies in West Antarctica.", ["West Antarctica"]),
     ("Where did it land?", "Bermuda braced for the storm.", []),
