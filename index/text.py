@@ -216,7 +216,13 @@ def _short_terms(text: str) -> tuple[str, ...]:
 
 
 def _stems(text: str) -> list[str]:
-    return [_stem(w) for w in words(text) if w not in STOPWORDS and len(w) > 1]
+    found = words(text)
+    out = [_stem(w) for w in found if w not in STOPWORDS and len(w) > 1]
+    # A compound also counts as its word parts: "7.0-magnitude quake" answers "what was
+    # the magnitude", "single-season record" matches "the record for a single season",
+    # "Covid-19" matches "Covid" (not "19": a bare figure would match any other).
+    parts = [p for w in found if "-" in w for p in w.split("-")]
+    return out + [_stem(p) for p in parts if p.isalpha() and len(p) > 2 and p not in STOPWORDS]
 
 
 @lru_cache(maxsize=1 << 16)

@@ -292,6 +292,14 @@ def test_copies_of_an_article_are_shown_once() -> None:
     assert [h.article_id for h in _distinct(ranked)] == ["a", "d", "e", "f", "g", "h", "i"]
 
 
+def test_a_compound_counts_as_its_parts_too() -> None:
+    from index.text import terms
+
+    quake = set(terms("The 7.0-magnitude quake hit northern Luzon"))
+    assert set(terms("What was the magnitude?")) <= quake
+    assert {"single-season", "singl", "season"} <= set(terms("a single-season record"))
+
+
 def test_one_spelling_per_word_for_keywords_and_sentences() -> None:
     from index.bm25 import tokenize
     from index.text import one_spelling, terms
