@@ -439,9 +439,14 @@ def render(sweep, chosen, differ, cycle_seconds, baseline_seconds, timing, topic
         "days), "
         "and the 1,000-follow days' matches are "
         + ("identical." if all(t["same"] for t in timing) else "NOT identical (see the table)."),
-        f"Replay with the 30 follows, on the days both ran: median {statistics.median(before_days):.3f} "
-        f"-> {statistics.median(after_days):.3f} s per cycle, max {max(before_days):.2f} -> "
-        f"{max(after_days):.2f} s.",
+        (
+            f"Replay with the 30 follows, on the days both ran: median "
+            f"{statistics.median(before_days):.3f} -> {statistics.median(after_days):.3f} s per "
+            f"cycle, max {max(before_days):.2f} -> {max(after_days):.2f} s."
+            if before_days
+            else "Replay with the 30 follows: the baseline ran on no replayed day "
+            "(--baseline-every is larger than the days replayed)."
+        ),
         f"Matching with 1,000 follows: mean {before:.2f} s -> {after:.2f} s per cycle, against "
         f"{embed:.1f} s of embedding for the same day's new chunks ({embed_rate:.1f} chunks/s "
         f"measured here); embedding the 1,000 topics once (cached afterwards) took {topic_seconds:.1f} s.",
