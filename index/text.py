@@ -228,7 +228,8 @@ def _stems(text: str) -> list[str]:
 @lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     # Per word: new sentences are mostly known words (half the cost of stemming them).
-    return _STEM.stemWord(_american(word))
+    word = _american(word)
+    return _STEM.stemWord(_DEMONYMS.get(word, word))
 
 
 def one_spelling(text: str) -> str:
@@ -294,3 +295,29 @@ def _listed(words: str) -> list[str]:
 
 _LETTERS = re.compile(r"[a-z]+")
 _SPELLING = _spellings()
+# A people's or a place's adjective is the place: "the Russian army" is "Russia's army",
+# "British prime minister" answers "prime minister of Britain". Only stems see this.
+_DEMONYMS = dict(
+    pair.split(":")
+    for pair in _listed(
+        "russian:russia ukrainian:ukraine chinese:china british:britain french:france "
+        "german:germany italian:italy japanese:japan korean:korea indian:india "
+        "mexican:mexico canadian:canada brazilian:brazil iranian:iran israeli:israel "
+        "palestinian:palestine turkish:turkey australian:australia european:europe "
+        "american:america pakistani:pakistan azerbaijani:azerbaijan afghan:afghanistan "
+        "spanish:spain swedish:sweden finnish:finland irish:ireland scottish:scotland "
+        "egyptian:egypt nigerian:nigeria taiwanese:taiwan filipino:philippines "
+        "philippine:philippines vietnamese:vietnam cuban:cuba venezuelan:venezuela "
+        "colombian:colombia argentine:argentina argentinian:argentina chilean:chile "
+        "peruvian:peru greek:greece lankan:lanka texan:texas californian:california "
+        "floridian:florida saudi:saudi syrian:syria iraqi:iraq lebanese:lebanon "
+        "african:africa asian:asia danish:denmark norwegian:norway belgian:belgium "
+        "austrian:austria hungarian:hungary romanian:romania bulgarian:bulgaria "
+        "serbian:serbia croatian:croatia czech:czech haitian:haiti jamaican:jamaica "
+        "kenyan:kenya ethiopian:ethiopia sudanese:sudan somali:somalia moroccan:morocco "
+        "algerian:algeria libyan:libya yemeni:yemen qatari:qatar emirati:emirates "
+        "indonesian:indonesia malaysian:malaysia thai:thailand singaporean:singapore "
+        "mongolian:mongolia nepalese:nepal bangladeshi:bangladesh welsh:wales "
+        "dutch:netherlands"
+    )
+)

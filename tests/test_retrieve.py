@@ -300,6 +300,14 @@ def test_a_compound_counts_as_its_parts_too() -> None:
     assert {"single-season", "singl", "season"} <= set(terms("a single-season record"))
 
 
+def test_a_peoples_adjective_is_its_place() -> None:
+    from index.text import terms
+
+    assert set(terms("the Russian army")) == set(terms("Russia's army"))
+    assert set(terms("prime minister of Britain")) == set(terms("the British prime minister"))
+    assert terms("English") != terms("England")  # a language, too: left alone
+
+
 def test_one_spelling_per_word_for_keywords_and_sentences() -> None:
     from index.bm25 import tokenize
     from index.text import one_spelling, terms
