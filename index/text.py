@@ -194,7 +194,12 @@ def sentences(text: str) -> list[str]:
 
 
 def words(text: str) -> list[str]:
+    # "U.S." and "U.K." are the words "US" and "UK", not single letters.
+    text = _DOTTED.sub(lambda m: m.group(0).replace(".", ""), text)
     return [w.lower().strip("'’-") for w in _WORD.findall(text)]
+
+
+_DOTTED = re.compile(r"\b(?:[A-Z]\.){2,3}(?![A-Za-z])")
 
 
 def terms(text: str) -> list[str]:
@@ -318,6 +323,6 @@ _DEMONYMS = dict(
         "algerian:algeria libyan:libya yemeni:yemen qatari:qatar emirati:emirates "
         "indonesian:indonesia malaysian:malaysia thai:thailand singaporean:singapore "
         "mongolian:mongolia nepalese:nepal bangladeshi:bangladesh welsh:wales "
-        "dutch:netherlands"
+        "dutch:netherlands uk:britain"
     )
 )

@@ -306,6 +306,9 @@ def test_a_peoples_adjective_is_its_place() -> None:
     assert set(terms("the Russian army")) == set(terms("Russia's army"))
     assert set(terms("prime minister of Britain")) == set(terms("the British prime minister"))
     assert terms("English") != terms("England")  # a language, too: left alone
+    # Dotted abbreviations are words, not single letters.
+    assert terms("U.S. officials") == terms("US officials") == ["us", "offici"]
+    assert set(terms("the U.K. government")) == set(terms("Britain's government"))
 
 
 def test_one_spelling_per_word_for_keywords_and_sentences() -> None:
