@@ -343,7 +343,8 @@ class Answerer:
             told = self._timeline(resolved, evidence[0].hit)
             if told is not None:
                 return told
-        return compose(pick(evidence, typed=wanted.kind in ANSWERED_BY), resolved.standalone)
+        chosen = pick(evidence, typed=wanted.kind in ANSWERED_BY, alone=not resolved.context)
+        return compose(chosen, resolved.standalone)
 
     def _timeline(self, resolved: Resolved, hit: ArticleHit) -> Answer | None:
         """ "How did X develop?": the best-matching story's reports, oldest first."""

@@ -72,6 +72,7 @@ KEY_COVERAGE = 0.4  # share of the question's words beside a typed answer that m
 CORROBORATION_WEIGHT = 0.15  # the name the read sentences repeat most (``_corroborate``)
 CORROBORATION_MIN = 2  # sentences: a name said once corroborates nothing
 CORROBORATED = frozenset({Kind.NAME, Kind.PERSON, Kind.NUMBER})  # places, dates: see RESULTS
+SAID_COVERAGE = 0.4  # share of a follow-up's words that makes a said sentence worth repeating
 SHORT_SENTENCE = 12  # words: a pronoun-led sentence this short leans on the one before
 # A headline quoted as an answer drops its outlet: "Instagram fined $400 million | CNN Business"
 _OUTLET_TAIL = re.compile(r"\s+(?:[|]|-|–)\s+(?:CNN\w*|USA TODAY|The Week)\b[\w ]*$")
@@ -200,11 +201,15 @@ def score_sentences(
                 bonus = KIND_WEIGHT if close else KIND_WEIGHT / 2
             # Short sentences say little on their own, unless they hold the answer ("She
             # was 73."); and a follow-up wants something new, unless the sentence said
-            # already holds the answer to its new question ("How old is she?").
-            if (n_words < 5 or key in said or position < 0) and not typed:
+            # already holds the answer to its new question ("How old is she?") or is about
+            # what it asks ("How did he send in his resignation?": "... before emailing
+            # his resignation").
+            if (n_words < 5 or position < 0) and not typed:
                 continue
             sentence_terms = set(terms(sentence))
             cov = coverage(sentence_terms, asked_own)
+            if key in said and not typed and cov < SAID_COVERAGE:
+                continue
             # The article's title gives context the sentence leaves implicit ("it", "he").
             context_cov = coverage(sentence_terms | title_terms, weights)
             lean = (
@@ -326,14 +331,19 @@ def answered(evidence: list[Evidence]) -> bool:
 
 
 def pick(
-    evidence: list[Evidence], max_sentences: int = MAX_SENTENCES, *, typed: bool = False
+    evidence: list[Evidence],
+    max_sentences: int = MAX_SENTENCES,
+    *,
+    typed: bool = False,
+    alone: bool = False,
 ) -> list[Evidence]:
     """The best sentence, plus up to two more that are nearly as good and say something new.
     ``typed``: the question asks for a kind of answer. When the best sentence holds none
     beside the question's words, the best one of its article that does follows it (or, if
     the best holds none at all, the best that holds one anywhere): news often says the
     specifics a sentence after the lede that matched the question's words. Then the
-    sentence holding an answer opens, and the lede follows it."""
+    sentence holding an answer opens, and the lede follows it. ``alone``: the answer is
+    read without a conversation before it, so it does not open with "He" or "That number"."""
     if not evidence:
         return []
     chosen = [evidence[0]]
@@ -378,6 +388,16 @@ def pick(
         # The best match of the question's words holds no answer of the kind asked (it
         # restates the topic): the sentence that holds one opens, the match follows.
         lead = next((e for e in out if e.typed), None)
+        if lead is not None:
+            out = [lead] + [e for e in out if e is not lead]
+    if alone and _LEANS_BACK.match(out[0].sentence):
+        # "He had been in Maldives ..." leans on a sentence the reader has not seen (in a
+        # conversation, the previous answer is that sentence): one that names its subject
+        # opens instead, if one was chosen.
+        lead = next(
+            (e for e in out if not _LEANS_BACK.match(e.sentence) and (e.typed or not typed)),
+            None,
+        )
         if lead is not None:
             out = [lead] + [e for e in out if e is not lead]
     return out

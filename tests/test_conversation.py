@@ -327,6 +327,38 @@ def test_a_typed_question_gets_the_sentence_that_holds_its_answer() -> None:
     assert "300,000" not in " ".join(e.sentence for e in pick(evidence))
 
 
+SRI_LANKA = (
+    "He had been in Maldives for just over 24 hours after fleeing on Wednesday. "
+    "Sri Lanka's president has fled to Singapore, before emailing his resignation on Thursday."
+)
+
+
+def test_an_answer_read_alone_does_not_open_with_he() -> None:
+    from index.extract import Evidence
+
+    hit = one_article(SRI_LANKA, "Sri Lanka's president flees")
+    he, named = SRI_LANKA.split(". ")
+    evidence = [
+        Evidence(he, hit, 0, (0, 0), 0.6, 1.1, typed=True, bonus=0.2),
+        Evidence(named, hit, 0, (0, 1), 0.5, 1.0, typed=True, bonus=0.2),
+    ]
+    chosen = [e.sentence for e in pick(evidence, typed=True, alone=True)]
+    assert chosen == [named, he]
+    # In a conversation the previous answer is the sentence "He" leans on: the order stays.
+    assert [e.sentence for e in pick(evidence, typed=True)] == [he, named]
+    # Nothing else chosen that names its subject: "He" still opens.
+    assert [e.sentence for e in pick(evidence[:1], typed=True, alone=True)] == [he]
+
+
+def test_a_sentence_said_before_is_repeated_only_when_it_is_about_the_follow_up() -> None:
+    hit = one_article(SRI_LANKA, "Sri Lanka's president flees")
+    said = frozenset({SRI_LANKA.split(". ")[1]})
+    about = typed_scores("How did he send in his resignation?", [hit], avoid=said)
+    assert any("emailing" in e.sentence for e in about)
+    other = typed_scores("How long did he stay in Maldives?", [hit], avoid=said)
+    assert not any("emailing" in e.sentence for e in other)
+
+
 # (start, end, asked on) -> texts a later report naming that period may hold / may not
 PERIODS: list[tuple[str, str, str, list[str], list[str]]] = [
     ("2021-01-01", "2021-12-31", "2022-08-09", ["exported in 2021", "fined last year"],
