@@ -44,6 +44,7 @@ from index.timeparse import parse_time_scope, strip_time_phrases
 
 log = logging.getLogger(__name__)
 WHOLE_LEADING = 12  # chunks of the top article read whole (besides those retrieved)
+_SENTENCE_ENDS = frozenset(".!?…\"'”’)")
 _COMPLETE = ("timeline", "latest")  # answer modes that are listings, not for an LLM to rewrite
 
 _CITATION_REF = re.compile(r"\[(\d{1,2})\]")
@@ -446,6 +447,8 @@ def compose(chosen: list[Evidence], standalone: str) -> Answer:
         if aid not in numbers:
             numbers[aid] = len(numbers) + 1
             citations.append(citation_for(numbers[aid], ev.hit, sentence))
-        parts.append(f"{sentence} [{numbers[aid]}]")
+        # A headline quoted as a sentence ends like one: "... title since 2001. [1]"
+        end = "" if sentence.rstrip()[-1:] in _SENTENCE_ENDS else "."
+        parts.append(f"{sentence.rstrip()}{end} [{numbers[aid]}]")
     # The answer sentence opens the reply; the sources footer carries the headline.
     return Answer(text=" ".join(parts), citations=citations, question=standalone)

@@ -526,6 +526,22 @@ def test_a_headline_quoted_as_an_answer_drops_its_outlet(title: str, quoted: str
     assert (quoted in headlines and title not in headlines) or title == quoted
 
 
+def test_a_headline_quoted_in_an_answer_ends_like_a_sentence() -> None:
+    from index.answer import compose
+    from index.extract import Evidence
+
+    hit = one_article("The Avalanche won the Cup on Sunday night.", "Avalanche win the Cup")
+    chosen = [
+        Evidence("Avalanche win the Cup", hit, 0, (-1, 0), 0.9, 1.2, typed=True, bonus=0.2),
+        Evidence("The Avalanche won the Cup on Sunday night.", hit, 0, (0, 0), 0.8, 1.1),
+    ]
+    answer = compose(chosen, "Who won the Cup?")
+    assert (
+        answer.text == "Avalanche win the Cup. [1] The Avalanche won the Cup on Sunday night. [1]"
+    )
+    assert answer.citations[0].quote == "Avalanche win the Cup"  # the quote stays verbatim
+
+
 def typed_scores(question: str, hits: list[ArticleHit], **options: str) -> list:
     """The hits' sentences scored for ``question``, knowing the kind of answer it asks for."""
     from index.extract import score_sentences
