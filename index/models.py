@@ -106,6 +106,7 @@ class Resolved:
     as_of: date | None = None
     kind: str | None = None  # an index.qkind.Kind carried over by an elliptic follow-up
     latest: str | None = None  # a "what's the latest [on X]?" question: its topic
+    offline_because: str = ""  # in LLM mode, why this turn is answered offline anyway
 
 
 # --- answers -------------------------------------------------------------------------------------

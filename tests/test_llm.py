@@ -350,11 +350,25 @@ def test_a_rewrite_that_drops_the_referent_is_not_used(
     with caplog.at_level(logging.INFO, logger="index.answer"):
         answer = answerer.ask("Where did they meet?", "chat")
 
-    asked = user_message(fake_openai.chat_requests[2]).rsplit("Question:", 1)[1]
-    assert QUESTION in answer.question and QUESTION in asked  # the offline resolution
-    assert answer.mode == "llm"
+    assert QUESTION in answer.question  # the offline resolution
+    # A model that cannot restate the follow-up does not answer it either.
+    assert len(fake_openai.chat_requests) == 2
+    assert answer.mode == "offline" and "could not restate the follow-up" in answer.note
     assert [SEED_TITLE in c.title for c in answer.citations] == [True]
-    assert "resolving offline" in caplog.text
+    assert "answering offline" in caplog.text
+
+
+def test_a_streamed_follow_up_the_llm_cannot_restate_is_answered_offline(
+    answerer_for, fake_openai
+) -> None:
+    fake_openai.script(Reply(GOOD), Reply("[/follow_up]"), Reply(MET))
+    answerer = answerer_for(top_k=1)
+    answerer.ask(QUESTION, "chat")
+    *deltas, answer = collect(answerer, "Where did they meet?", "chat")
+
+    assert len(fake_openai.chat_requests) == 2
+    assert answer.mode == "offline" and "could not restate the follow-up" in answer.note
+    assert "".join(deltas) and SEED_TITLE in answer.citations[0].title
 
 
 def test_a_rewrite_that_keeps_the_referent_is_used(answerer_for, fake_openai) -> None:
