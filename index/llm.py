@@ -231,7 +231,8 @@ async def _before(awaitable: Awaitable[T], deadline: float) -> T:
 # <source> tags, their chat template's tokens, an "Answer:" label (at the start or after a
 # claim the check may drop), list bullets, and the "Question: ..." they go on to ask.
 _ECHO_TAGS = re.compile(
-    r"</?source\b[^>]*>|\[/?INST\]|<\|[a-z_]+\|>|</?(?:start|end)_of_turn>|</?s>", re.I
+    r"</?source\b[^>]*>|\[/?INST\]|<</?SYS>>|<\|[a-z_]+\|>|</?(?:start|end)_of_turn>|</?s>",
+    re.I,
 )
 _ANSWER_LABEL = re.compile(
     r"(?:^|(?<=[.!?\]])|(?<=\n))[ \t]*(?:\*\*)?(?:final )?answer\s*:\s*(?:\*\*)?[ \t]*", re.I

@@ -414,6 +414,7 @@ def test_make_llm_picks_the_class(tmp_path: Path) -> None:
          "Rail workers walked out. [2] It was hot. [3]"),
         ("- Rail workers walked out [2]\n- It was hot [3]", "Rail workers walked out [2]\nIt was hot [3]"),
         ("Seville <source> </source> [3] Question: What else happened?", "Seville [3]"),
+        ("<<SYS>> 18,532 acres. [1] <</SYS>>", "18,532 acres. [1]"),
         # not echoes: a hyphenated word, a colon inside a sentence, "answer" as a word
         ("A-list stars walked out. [2]", "A-list stars walked out. [2]"),
         ("The question: will it pass? [1]", "The question: will it pass? [1]"),
